@@ -1,0 +1,211 @@
+"""Read and check the four Windmill resources the handler is configured by.
+
+Resources are read through `wmill`, so `WM_MOCKED_API_FILE` serves them in local runs, and they
+are edited in Windmill's UI without a redeploy.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from f.marketing.contract import EVENT_NAMES
+from f.marketing.errors import ConfigError
+
+TWENTY_PATH = "f/marketing/twenty"
+MAUTIC_PATH = "f/marketing/mautic"
+SLACK_PATH = "f/marketing/slack"
+ROUTING_PATH = "f/marketing/routing"
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _base_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("must start with https:// (or http:// for a local server)")
+    return value
+
+
+class TwentySettings(_Strict):
+    base_url: str
+    api_key: str = Field(min_length=1)
+
+    _url = field_validator("base_url")(_base_url)
+
+
+class MauticSettings(_Strict):
+    base_url: str
+    username: str | None = None
+    password: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+
+    _url = field_validator("base_url")(_base_url)
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> "MauticSettings":
+        basic = bool(self.username and self.password)
+        oauth = bool(self.client_id and self.client_secret)
+        if basic == oauth:
+            raise ValueError(
+                "set either username and password (basic auth) or client_id and client_secret "
+                "(OAuth2 client credentials), not both and not neither"
+            )
+        return self
+
+
+class SlackSettings(_Strict):
+    webhook_url: str | None = None
+    token: str | None = None
+    channel: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "SlackSettings":
+        if bool(self.webhook_url) == bool(self.token):
+            raise ValueError("set either webhook_url, or token and channel (a bot token)")
+        if self.webhook_url and not self.webhook_url.startswith("https://hooks.slack.com/"):
+            raise ValueError("webhook_url must be a https://hooks.slack.com/ URL")
+        if self.token and not self.channel:
+            raise ValueError("channel (a channel ID such as C0123ABCD) is required with token")
+        return self
+
+
+class Segments(_Strict):
+    active: list[int] = []
+    churned: list[int] = []
+    plans: dict[str, list[int]] = {}
+
+
+class Campaigns(_Strict):
+    onboarding: int | None = None
+    upgrade: int | None = None
+    winback: int | None = None
+
+
+class SlackRule(_Strict):
+    name: str = Field(min_length=1)
+    events: list[str] = Field(min_length=1)
+    plans: list[str] | None = None
+    sources: list[str] | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        unknown = [e for e in value if e not in EVENT_NAMES]
+        if unknown:
+            raise ValueError(f"unknown event {unknown[0]!r}; use {', '.join(EVENT_NAMES)}")
+        return value
+
+
+class TwentyFields(_Strict):
+    plan: str | None = "plan"
+    source: str | None = "signupSource"
+    consent: str | None = "marketingConsent"
+    churn_reason: str | None = "churnReason"
+    churned_at: str | None = "churnedAt"
+
+
+class MauticFields(_Strict):
+    plan: str | None = "plan"
+    source: str | None = "signup_source"
+    consent: str | None = "marketing_consent"
+    churn_reason: str | None = "churn_reason"
+    churned_at: str | None = "churned_at"
+
+
+class FieldNames(_Strict):
+    twenty: TwentyFields = TwentyFields()
+    mautic: MauticFields = MauticFields()
+    # Twenty SELECT fields accept only their option values (e.g. PRO); map plans onto them here.
+    twenty_plan_values: dict[str, str] | None = None
+
+
+class Routing(_Strict):
+    segments: Segments = Segments()
+    campaigns: Campaigns = Campaigns()
+    slack_rules: list[SlackRule] = []
+    fields: FieldNames = FieldNames()
+
+
+@dataclass(frozen=True)
+class Settings:
+    twenty: TwentySettings
+    mautic: MauticSettings
+    slack: SlackSettings | None
+    routing: Routing
+
+
+_HELP = {
+    TWENTY_PATH: ("c_twenty", "base_url, api_key"),
+    MAUTIC_PATH: ("c_mautic", "base_url, and username + password or client_id + client_secret"),
+    SLACK_PATH: ("c_slack_notify", "webhook_url, or token + channel"),
+    ROUTING_PATH: ("c_marketing_routing", "segments, campaigns, slack_rules, fields"),
+}
+
+
+def parse_resource(model: type[M], path: str, value: Any, *, default_path: str = "") -> M:
+    """Validate one resource value; the error names the path, the type and the bad fields."""
+    kind, fields = _HELP[default_path or path]
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"Resource {path} is missing or not readable by this job: create it in Windmill "
+            f"with resource type {kind} and the fields {fields}"
+        )
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(
+            f"Resource {path} (type {kind}) is malformed: {problems}. Expected fields: {fields}"
+        ) from None
+
+
+def read_resource(path: str) -> dict | None:
+    """Fetch one resource through wmill; None when it does not exist or cannot be read."""
+    import wmill  # imported here so that validation errors never wait on the client
+
+    return wmill.get_resource(path, none_if_undefined=True)
+
+
+Reader = Callable[[str], Any]
+
+
+def load_settings(
+    twenty: Any = None,
+    mautic: Any = None,
+    slack: Any = None,
+    routing: Any = None,
+    *,
+    reader: Reader = read_resource,
+) -> Settings:
+    """Use the resources passed to `main`, else read them from their default paths.
+
+    Slack is optional: no resource at f/marketing/slack means no notifications.
+    """
+
+    def load(model: type[M], given: Any, default_path: str, optional: bool = False) -> M | None:
+        path = default_path
+        if isinstance(given, str):  # "$res:f/..." that Windmill left unresolved (webhook calls)
+            path = given.removeprefix("$res:")
+            given = None
+        value = given if given is not None else reader(path)
+        if value is None and optional:
+            return None
+        return parse_resource(model, path, value, default_path=default_path)
+
+    return Settings(
+        twenty=load(TwentySettings, twenty, TWENTY_PATH),
+        mautic=load(MauticSettings, mautic, MAUTIC_PATH),
+        slack=load(SlackSettings, slack, SLACK_PATH, optional=True),
+        routing=load(Routing, routing, ROUTING_PATH),
+    )

@@ -1,0 +1,131 @@
+"""The one contract for lifecycle events, shared by the handler and the emitter.
+
+Field names are the webhook body's keys (camelCase), so a body maps onto a model unchanged.
+"""
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+)
+
+from f.marketing.errors import InvalidEvent
+
+EventName = Literal["user.registered", "user.upgraded", "user.churned"]
+EVENT_NAMES: tuple[str, ...] = ("user.registered", "user.upgraded", "user.churned")
+
+# Deliberately stricter than RFC 5322: Mautic cleans values before matching, so a sloppy
+# address such as "te,st@user..email" can match and update someone else (mautic#7963).
+_LOCAL = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_EMAIL = re.compile(rf"^{_LOCAL}@(?:{_LABEL}\.)+[a-z]{{2,63}}$")
+
+
+def normalise_email(value: str) -> str:
+    """Trim and lowercase, as Twenty stores it; reject anything that is not a plain address."""
+    email = value.strip().lower()
+    if len(email) > 254 or not _EMAIL.match(email):
+        raise ValueError("not a valid email address")
+    return email
+
+
+def _trimmed(value: str) -> str:
+    text = value.strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _iso_string_only(value: Any) -> Any:
+    # Lax datetime parsing would take 1700000000 as a date; the contract says ISO 8601 text.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string, e.g. 2026-11-26T10:00:00Z")
+    return value
+
+
+Email = Annotated[StrictStr, AfterValidator(normalise_email)]
+Text = Annotated[StrictStr, AfterValidator(_trimmed), Field(max_length=200)]
+Plan = Annotated[StrictStr, AfterValidator(_trimmed), Field(max_length=64)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string_only)]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    email: Email
+    timestamp: Timestamp
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body the webhook carries for this event."""
+        return self.model_dump(mode="json")
+
+
+class UserRegistered(_Event):
+    event: Literal["user.registered"] = "user.registered"
+    name: Text | None
+    plan: Plan
+    source: Text
+    marketingConsent: StrictBool
+
+
+class UserUpgraded(_Event):
+    event: Literal["user.upgraded"] = "user.upgraded"
+    previousPlan: Plan
+    newPlan: Plan
+
+
+class UserChurned(_Event):
+    event: Literal["user.churned"] = "user.churned"
+    reason: Annotated[StrictStr, Field(max_length=2000)] | None
+
+
+UserEvent = Annotated[UserRegistered | UserUpgraded | UserChurned, Field(discriminator="event")]
+MODELS: dict[str, type[_Event]] = {
+    "user.registered": UserRegistered,
+    "user.upgraded": UserUpgraded,
+    "user.churned": UserChurned,
+}
+_ADAPTER: TypeAdapter[UserRegistered | UserUpgraded | UserChurned] = TypeAdapter(UserEvent)
+
+
+def fields_of(event: str) -> tuple[str, ...]:
+    """The body keys of one event, in contract order."""
+    return tuple(MODELS[event].model_fields)
+
+
+def parse_event(data: dict[str, Any]) -> UserRegistered | UserUpgraded | UserChurned:
+    """Validate a webhook body; raise InvalidEvent naming each bad field, without echoing values."""
+    name = data.get("event")
+    if name not in MODELS:
+        shown = name if isinstance(name, str) and len(name) <= 40 else None
+        got = f"got {shown!r}" if shown else "missing or not a string"
+        raise InvalidEvent(None, [f"event: must be one of {', '.join(EVENT_NAMES)} ({got})"])
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise InvalidEvent(name, [_describe(err) for err in exc.errors()]) from None
+
+
+def _describe(err: Any) -> str:
+    field = ".".join(str(part) for part in err["loc"][1:]) or "body"
+    kind = err["type"]
+    if kind == "missing":
+        return f"{field}: required"
+    if kind == "extra_forbidden":
+        return f"{field}: not a field of this event"
+    if kind == "value_error":
+        return f"{field}: {err['ctx']['error']}"
+    return f"{field}: {err['msg'][0].lower()}{err['msg'][1:]}"

@@ -1,0 +1,55 @@
+"""The few kinds of failure a job can end with, each with a message an operator can act on."""
+
+
+class MarketingError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class InvalidEvent(MarketingError):
+    """The event does not match the contract; raised before any downstream call."""
+
+    def __init__(self, event: str | None, problems: list[str]) -> None:
+        self.problems = problems
+        what = f"{event} event" if event else "event"
+        super().__init__(f"Invalid {what}: " + "; ".join(problems))
+
+
+class ConfigError(MarketingError):
+    """A Windmill resource is missing or malformed; raised before any downstream call."""
+
+
+class ServiceError(MarketingError):
+    """A service refused a request or stayed unreachable after retries.
+
+    The message carries the service's own words and never a credential or a full URL.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        action: str,
+        message: str,
+        *,
+        status: int | None = None,
+        transient: bool = False,
+        maybe_applied: bool = False,
+        attempts: int = 1,
+    ) -> None:
+        self.service = service
+        self.action = action
+        self.status = status
+        self.transient = transient
+        self.maybe_applied = maybe_applied
+        self.attempts = attempts
+        self.detail = message
+        status_text = f"HTTP {status}" if status is not None else "no response"
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        super().__init__(f"{service} {action} failed ({status_text}{tries}): {message}")
+
+
+class JobFailed(MarketingError):
+    """A required step failed; the message says what was done and what was not."""
+
+    def __init__(self, message: str, summary: dict) -> None:
+        self.summary = summary
+        super().__init__(message)

@@ -1,0 +1,123 @@
+"""Handle one SaaS user lifecycle event: Twenty CRM, then Mautic, then Slack.
+
+The SaaS posts the event body to this script's webhook; a person can run it from the form.
+Resources are read from f/marketing/{twenty,mautic,slack,routing} unless picked in the form.
+"""
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Literal
+
+from f.marketing.config import load_settings
+from f.marketing.contract import MODELS, fields_of, parse_event
+from f.marketing.mautic_client import MauticClient
+from f.marketing.notifications import Ledger
+from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
+from f.marketing.slack_client import SlackClient
+from f.marketing.twenty_client import TwentyClient
+from f.marketing.workflow import Context, run
+from f.marketing.workflow import plan as plan_steps
+
+log = logging.getLogger("f.marketing")
+
+
+def main(
+    event: Literal["user.registered", "user.upgraded", "user.churned"],
+    email: str,
+    name: str | None = None,
+    plan: str | None = None,
+    source: str | None = None,
+    marketingConsent: bool | None = None,
+    previousPlan: str | None = None,
+    newPlan: str | None = None,
+    reason: str | None = None,
+    timestamp: str | None = None,
+    dry_run: bool = False,
+    twenty: c_twenty | None = None,
+    mautic: c_mautic | None = None,
+    slack: c_slack_notify | None = None,
+    routing: c_marketing_routing | None = None,
+) -> dict:
+    """Upsert the person in Twenty and the contact in Mautic, then notify Slack by rule.
+
+    Args:
+        event: The lifecycle event; it decides which of the fields below are read.
+        email: The user's email address.
+        name: user.registered: full name (optional).
+        plan: user.registered: the plan signed up for.
+        source: user.registered: where the signup came from.
+        marketingConsent: user.registered: whether the user agreed to marketing email.
+        previousPlan: user.upgraded: the plan before.
+        newPlan: user.upgraded: the plan after.
+        reason: user.churned: why the user left (optional).
+        timestamp: ISO 8601 time of the event; empty means now.
+        dry_run: Validate and list the calls this event would make, without making any.
+        twenty: Leave empty to use f/marketing/twenty.
+        mautic: Leave empty to use f/marketing/mautic.
+        slack: Leave empty to use f/marketing/slack (no resource there: no Slack messages).
+        routing: Leave empty to use f/marketing/routing.
+    """
+    _log_to_stdout()
+    given = {
+        "event": event,
+        "email": email,
+        "name": name,
+        "plan": plan,
+        "source": source,
+        "marketingConsent": marketingConsent,
+        "previousPlan": previousPlan,
+        "newPlan": newPlan,
+        "reason": reason,
+        "timestamp": timestamp or datetime.now(UTC).isoformat(),
+    }
+    body = {key: given[key] for key in fields_of(event)} if event in MODELS else given
+    parsed = parse_event(body)
+    settings = load_settings(twenty, mautic, slack, routing)
+    steps = plan_steps(parsed, settings.routing, slack_enabled=settings.slack is not None)
+    notes = [] if timestamp else ["timestamp not given: used the job's start time"]
+
+    if dry_run:
+        log.info("%s: dry run, %d steps planned, no call made", parsed.event, len(steps))
+        return {
+            "event": parsed.event,
+            "dry_run": True,
+            "would_call": [step.describe() for step in steps],
+            "notes": notes,
+            "wm_labels": [parsed.event, "dry-run"],
+        }
+
+    ctx = Context(
+        twenty=TwentyClient.from_settings(settings.twenty),
+        mautic=MauticClient.from_settings(settings.mautic),
+        slack=SlackClient.from_settings(settings.slack) if settings.slack else None,
+        ledger=Ledger.in_windmill() if settings.slack else None,
+    )
+    try:
+        results = run(steps, ctx, parsed.event)
+    finally:
+        for client in (ctx.twenty.http, ctx.mautic.http, ctx.slack and ctx.slack.http):
+            if client:
+                client.close()
+
+    labels = [parsed.event]
+    for result in results:
+        log.info("%s %s: %s", result["service"], result["action"], result["status"])
+        if result["status"] == "failed":
+            notes.append(f"{result['service']} {result['action']} failed: {result['detail']}")
+            labels.append(f"{result['service']}-failed")
+    return {
+        "event": parsed.event,
+        "ok": True,
+        "steps": results,
+        "notes": notes,
+        "wm_labels": labels,
+    }
+
+
+def _log_to_stdout() -> None:
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)

@@ -1,0 +1,218 @@
+"""One HTTP call to a service, with timeouts and a bounded retry policy.
+
+Transient failures (connection errors, timeouts, 408, 429, 5xx) are retried with exponential
+backoff and jitter, honouring Retry-After; any other 4xx fails at once with the service's own
+message. Nothing here ever puts a URL or a header into a message: a Slack webhook URL is a secret.
+"""
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from f.marketing.errors import ServiceError
+
+# httpx logs every request with its full URL at INFO; a Slack webhook URL is a credential.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one call tries. The defaults keep a job well under a minute per service."""
+
+    max_attempts: int = 4
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    # A longer Retry-After than this fails the call instead of parking the job.
+    max_retry_after: float = 30.0
+    # Total time one call may spend, waits included.
+    budget: float = 45.0
+    timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(10.0, connect=5.0))
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+def is_retryable(status: int) -> bool:
+    return status in RETRYABLE_STATUS or status >= 500
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), else None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def backoff_delay(
+    attempt: int, policy: RetryPolicy, jitter: Callable[[], float] = random.random
+) -> float:
+    """Wait before retry number `attempt` (1-based): exponential, capped, "equal jitter"."""
+    ceiling = min(policy.max_delay, policy.initial_delay * 2 ** (attempt - 1))
+    return ceiling / 2 + ceiling / 2 * jitter()
+
+
+ErrorReader = Callable[[httpx.Response], str]
+
+
+def plain_error(response: httpx.Response) -> str:
+    return response.text.strip()[:300] or response.reason_phrase
+
+
+class ServiceHttp:
+    """Sends requests to one service and turns failures into ServiceError."""
+
+    def __init__(
+        self,
+        service: str,
+        base_url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        error_reader: ErrorReader = plain_error,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.service = service
+        self.policy = policy
+        self._error_reader = error_reader
+        self._sleep = sleep
+        self._jitter = jitter
+        self._clock = clock
+        self._client = httpx.Client(
+            base_url=base_url, headers=headers, auth=auth, timeout=policy.timeout
+        )
+        self.calls = 0
+
+    def close(self) -> None:
+        self._client.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        action: str,
+        ok_statuses: tuple[int, ...] = (),
+        replay_safe: bool = True,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send, retrying transient failures; return the first 2xx (or `ok_statuses`) response.
+
+        `action` names the step in messages, in place of the URL. With `replay_safe=False` a
+        request that may have reached the service (read timeout, broken connection) is not
+        sent again: the caller decides, since repeating it could act twice.
+        """
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after: float | None = None
+            try:
+                self.calls += 1
+                response = self._client.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                sent = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                failure = ServiceError(
+                    self.service,
+                    action,
+                    _describe_transport_error(exc),
+                    transient=True,
+                    maybe_applied=sent,
+                    attempts=attempt,
+                )
+                if sent and not replay_safe:
+                    raise failure from None
+            else:
+                if response.is_success or response.status_code in ok_statuses:
+                    return response
+                failure = ServiceError(
+                    self.service,
+                    action,
+                    self._error_reader(response),
+                    status=response.status_code,
+                    transient=is_retryable(response.status_code),
+                    maybe_applied=response.status_code >= 500,
+                    attempts=attempt,
+                )
+                if not failure.transient:
+                    raise failure
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            delay = self._next_delay(attempt, retry_after, failure)
+            elapsed = self._clock() - started
+            if delay is None or elapsed + delay > self.policy.budget:
+                raise failure
+            log.warning(
+                "%s %s: %s; retry %d in %.1fs",
+                self.service,
+                action,
+                failure.detail if failure.status is None else f"HTTP {failure.status}",
+                attempt,
+                delay,
+            )
+            self._sleep(delay)
+
+    def _next_delay(
+        self, attempt: int, retry_after: float | None, failure: ServiceError
+    ) -> float | None:
+        if attempt >= self.policy.max_attempts:
+            return None
+        if retry_after is None:
+            return backoff_delay(attempt, self.policy, self._jitter)
+        if retry_after > self.policy.max_retry_after:
+            raise ServiceError(
+                self.service,
+                failure.action,
+                f"{failure.detail} (asked to retry after {retry_after:.0f}s, longer than the "
+                f"{self.policy.max_retry_after:.0f}s this job waits)",
+                status=failure.status,
+                transient=True,
+                attempts=attempt,
+            )
+        # A little jitter so that parallel jobs do not all come back at the same instant.
+        return retry_after + 0.25 * self._jitter()
+
+
+def _describe_transport_error(exc: httpx.TransportError) -> str:
+    # httpx messages name the host at most; keep only the class of problem.
+    kinds = {
+        httpx.ConnectTimeout: "connection timed out",
+        httpx.ConnectError: "could not connect",
+        httpx.ReadTimeout: "timed out waiting for the response",
+        httpx.WriteTimeout: "timed out sending the request",
+        httpx.PoolTimeout: "timed out waiting for a connection",
+        httpx.RemoteProtocolError: "connection closed by the server",
+    }
+    for kind, text in kinds.items():
+        if isinstance(exc, kind):
+            return text
+    return f"network error ({type(exc).__name__})"
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The parsed JSON of a response, or None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,29 @@
+"""Typed shapes of the Windmill resources this package reads (names = resource type names)."""
+
+from typing import TypedDict
+
+
+class c_twenty(TypedDict):
+    base_url: str
+    api_key: str
+
+
+class c_mautic(TypedDict, total=False):
+    base_url: str
+    username: str
+    password: str
+    client_id: str
+    client_secret: str
+
+
+class c_slack_notify(TypedDict, total=False):
+    webhook_url: str
+    token: str
+    channel: str
+
+
+class c_marketing_routing(TypedDict, total=False):
+    segments: dict
+    campaigns: dict
+    slack_rules: list
+    fields: dict
