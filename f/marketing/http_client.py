@@ -90,16 +90,17 @@ class ServiceHttp:
         auth: httpx.Auth | tuple[str, str] | None = None,
         error_reader: ErrorReader = plain_error,
         policy: RetryPolicy = DEFAULT_POLICY,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
-        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        jitter: Callable[[], float] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.service = service
         self.policy = policy
         self._error_reader = error_reader
-        self._sleep = sleep
-        self._jitter = jitter
-        self._clock = clock
+        # Looked up at construction, not definition, so tests can stand in for time itself.
+        self._sleep = sleep or time.sleep
+        self._jitter = jitter or random.random
+        self._clock = clock or time.monotonic
         self._client = httpx.Client(
             base_url=base_url, headers=headers, auth=auth, timeout=policy.timeout
         )

@@ -1,0 +1,103 @@
+"""Shared set-up: stateful stand-ins of Twenty, Mautic and Slack, and a mocked Windmill API."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import respx
+import wmill.client
+
+from tests.fakes import FakeMautic, FakeSlackApi, FakeSlackWebhook, FakeTwenty
+
+ROUTING = {
+    "segments": {
+        "active": [1],
+        "churned": [5],
+        "plans": {"free": [2], "pro": [3], "business": [4]},
+    },
+    "campaigns": {"onboarding": 10, "upgrade": 11, "winback": 12},
+    "slack_rules": [
+        {"name": "paid signup", "events": ["user.registered"], "plans": ["pro", "business"]},
+        {"name": "partner signup", "events": ["user.registered"], "sources": ["partner"]},
+        {"name": "upgrade", "events": ["user.upgraded"]},
+        {"name": "churn", "events": ["user.churned"]},
+    ],
+}
+
+
+@dataclass
+class Services:
+    twenty: FakeTwenty
+    mautic: FakeMautic
+    slack: FakeSlackWebhook
+    slack_api: FakeSlackApi
+    router: respx.MockRouter
+    sleeps: list[float] = field(default_factory=list)
+
+    def calls(self) -> list[str]:
+        """Every request any service received, as 'METHOD path', in order."""
+        return [f"{r.method} {r.url.path}" for r in self.router.calls.requests if r]
+
+    @property
+    def total_calls(self) -> int:
+        return len(self.router.calls)
+
+
+@pytest.fixture
+def services(monkeypatch) -> Services:
+    """The three services, remembering what they were sent; waits between retries are skipped."""
+    sleeps: list[float] = []
+    monkeypatch.setattr("f.marketing.http_client.time.sleep", sleeps.append)
+    with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
+        fakes = Services(
+            FakeTwenty(), FakeMautic(), FakeSlackWebhook(), FakeSlackApi(), router, sleeps
+        )
+        fakes.twenty.mount(router)
+        fakes.mautic.mount(router)
+        fakes.slack.mount(router)
+        fakes.slack_api.mount(router)
+        yield fakes
+
+
+@dataclass
+class Windmill:
+    """The WM_MOCKED_API_FILE that serves the resources, as in a local run."""
+
+    path: Path
+    resources: dict
+
+    def write(self) -> None:
+        self.path.write_text(json.dumps({"resources": self.resources, "variables": {}}))
+        wmill.client._client = None  # a fresh process per job, as in Windmill
+
+    def state(self, path: str):
+        client = wmill.client._client
+        return None if client is None else client.mocked_api["resources"].get(path)
+
+
+@pytest.fixture
+def windmill(tmp_path, monkeypatch, services) -> Windmill:
+    monkeypatch.setenv("WM_WORKSPACE", "test")
+    monkeypatch.setenv("WM_MOCKED_API_FILE", str(tmp_path / "mocked_api.json"))
+    monkeypatch.delenv("WM_BASE_URL", raising=False)
+    monkeypatch.delenv("BASE_INTERNAL_URL", raising=False)
+    wm = Windmill(
+        tmp_path / "mocked_api.json",
+        {
+            "f/marketing/twenty": {
+                "base_url": services.twenty.base_url,
+                "api_key": services.twenty.api_key,
+            },
+            "f/marketing/mautic": {
+                "base_url": services.mautic.base_url,
+                "username": services.mautic.username,
+                "password": services.mautic.password,
+            },
+            "f/marketing/slack": {"webhook_url": services.slack.url},
+            "f/marketing/routing": json.loads(json.dumps(ROUTING)),
+        },
+    )
+    wm.write()
+    yield wm
+    monkeypatch.setattr(wmill.client, "_client", None)

@@ -1,0 +1,133 @@
+"""Configuration: read from Windmill resources, and refused with a message that says what to fix."""
+
+import json
+
+import pytest
+import wmill.client
+
+from f.marketing.config import ROUTING_PATH, Routing, load_settings
+from f.marketing.errors import ConfigError
+
+TWENTY = {"base_url": "https://twenty.test/", "api_key": "tw-secret-key"}
+MAUTIC = {"base_url": "https://mautic.test", "username": "u", "password": "mautic-secret-pw"}
+SLACK = {"webhook_url": "https://hooks.slack.com/services/T1/B2/hook-secret"}
+
+
+def reader(resources: dict):
+    return lambda path: resources.get(path)
+
+
+def test_resources_are_read_from_their_default_paths():
+    settings = load_settings(
+        reader=reader(
+            {
+                "f/marketing/twenty": TWENTY,
+                "f/marketing/mautic": MAUTIC,
+                "f/marketing/slack": SLACK,
+                "f/marketing/routing": {"campaigns": {"onboarding": 7}},
+            }
+        )
+    )
+    assert settings.twenty.base_url == "https://twenty.test"  # trailing slash dropped
+    assert settings.routing.campaigns.onboarding == 7
+    assert settings.slack is not None and settings.slack.webhook_url == SLACK["webhook_url"]
+
+
+def test_resources_passed_to_main_win_over_the_default_paths():
+    other = {"base_url": "https://other.test", "api_key": "k"}
+    settings = load_settings(other, MAUTIC, None, {}, reader=reader({"f/marketing/twenty": TWENTY}))
+    assert settings.twenty.base_url == "https://other.test"
+
+
+def test_an_unresolved_res_reference_is_read_from_its_path():
+    settings = load_settings(
+        "$res:f/marketing/twenty_staging",
+        MAUTIC,
+        None,
+        {},
+        reader=reader({"f/marketing/twenty_staging": TWENTY}),
+    )
+    assert settings.twenty.api_key == "tw-secret-key"
+
+
+def test_no_slack_resource_means_no_slack():
+    assert load_settings(TWENTY, MAUTIC, None, {}, reader=reader({})).slack is None
+
+
+def test_a_missing_resource_says_which_path_and_type_to_create():
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, MAUTIC, None, {}, reader=reader({}))
+    message = str(caught.value)
+    assert "f/marketing/twenty" in message and "c_twenty" in message
+    assert "base_url, api_key" in message
+
+
+def test_a_malformed_resource_names_the_field_and_never_echoes_secrets():
+    bad_mautic = {"base_url": "mautic.test", "username": "u", "password": "mautic-secret-pw"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(TWENTY, bad_mautic, None, {}, reader=reader({}))
+    assert "base_url: Value error, must start with https://" in str(caught.value)
+    assert "mautic-secret-pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("mautic", "expected"),
+    [
+        ({"base_url": "https://m.test"}, "either username and password"),
+        ({**MAUTIC, "client_id": "c", "client_secret": "s"}, "not both"),
+    ],
+)
+def test_mautic_needs_exactly_one_way_to_authenticate(mautic, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(TWENTY, mautic, None, {}, reader=reader({}))
+
+
+@pytest.mark.parametrize(
+    ("slack", "expected"),
+    [
+        ({"webhook_url": "https://evil.test/x"}, "must be a https://hooks.slack.com/ URL"),
+        ({"token": "xoxb-1"}, "channel"),
+        ({}, "either webhook_url, or token and channel"),
+    ],
+)
+def test_slack_resource_is_checked(slack, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(TWENTY, MAUTIC, slack, {}, reader=reader({}))
+
+
+def test_routing_names_the_bad_entry():
+    routing = {"slack_rules": [{"name": "x", "events": ["user.deleted"]}]}
+    with pytest.raises(ConfigError, match=r"slack_rules\.0\.events: Value error, unknown event"):
+        load_settings(TWENTY, MAUTIC, None, routing, reader=reader({}))
+
+
+def test_routing_typos_are_refused_not_ignored():
+    with pytest.raises(ConfigError, match="segmets: Extra inputs are not permitted"):
+        load_settings(TWENTY, MAUTIC, None, {"segmets": {}}, reader=reader({}))
+
+
+def test_the_committed_example_routing_is_valid():
+    with open("scripts/examples/routing.json") as f:
+        Routing.model_validate(json.load(f))
+
+
+def test_resources_come_through_wmill_from_the_mocked_api_file(tmp_path, monkeypatch):
+    mock = tmp_path / "mock.json"
+    mock.write_text(
+        json.dumps(
+            {
+                "resources": {
+                    "f/marketing/twenty": TWENTY,
+                    "f/marketing/mautic": MAUTIC,
+                    ROUTING_PATH: {},
+                },
+                "variables": {},
+            }
+        )
+    )
+    monkeypatch.setenv("WM_MOCKED_API_FILE", str(mock))
+    monkeypatch.setenv("WM_WORKSPACE", "test")
+    monkeypatch.setattr(wmill.client, "_client", None)
+    settings = load_settings()
+    assert settings.mautic.username == "u"
+    assert settings.slack is None

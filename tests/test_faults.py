@@ -1,0 +1,215 @@
+"""Faults are normal: what is retried, what fails at once, and what a failed job says."""
+
+import httpx
+import pytest
+
+from f.marketing.errors import JobFailed
+from f.marketing.handle_user_event import main
+from tests.test_handle_user_event import EMAIL, registered, steps
+
+
+def slack_calls(services) -> list[str]:
+    return [c for c in services.calls() if c.startswith("POST /services/") or "chat." in c]
+
+
+# --- Twenty ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"exc": httpx.ConnectError},
+        {"exc": httpx.ConnectTimeout},
+        {"exc": httpx.ReadTimeout},
+        {"status": 429},  # Twenty sends no Retry-After: exponential backoff applies
+        {"status": 500},
+        {"status": 502},
+        {"status": 503},
+        {"status": 408},
+    ],
+    ids=lambda f: f.get("exc", f.get("status")).__name__ if "exc" in f else str(f["status"]),
+)
+def test_transient_twenty_failures_are_retried(services, windmill, fault):
+    services.twenty.fault(**fault, times=2)
+    result = main(**registered())
+    assert result["ok"] is True
+    assert services.twenty.person_by_email(EMAIL) is not None
+    assert len(services.sleeps) == 2 and all(0.25 <= s <= 1.0 for s in services.sleeps)
+
+
+def test_twenty_down_fails_the_job_before_mautic_or_slack(services, windmill):
+    services.twenty.fault(status=503, times=100)
+    with pytest.raises(JobFailed) as caught:
+        main(**registered())
+    message = str(caught.value)
+    assert "twenty upsert person failed" in message
+    assert "HTTP 503 after 4 attempts" in message
+    assert "Done: nothing" in message
+    assert "Not done: mautic upsert contact" in message and "slack notify" in message
+    assert services.mautic.requests == [] and services.slack.messages == []
+
+
+def test_a_permanent_twenty_error_fails_at_once_with_twentys_message(services, windmill):
+    services.twenty.custom_fields.pop("signupSource")
+    with pytest.raises(JobFailed, match=r"Object person doesn't have any \"signupSource\" field"):
+        main(**registered())
+    assert len(services.twenty.requests) == 1
+    assert services.sleeps == []
+
+
+def test_a_bad_twenty_key_fails_at_once(services, windmill):
+    windmill.resources["f/marketing/twenty"]["api_key"] = "wrong-key"
+    windmill.write()
+    with pytest.raises(JobFailed, match=r"HTTP 401"):
+        main(**registered())
+    assert len(services.twenty.requests) == 1
+    assert "wrong-key" not in str(services.sleeps)
+
+
+# --- Mautic ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [{"exc": httpx.ConnectError}, {"exc": httpx.ReadTimeout}, {"status": 500}, {"status": 504}],
+    ids=["connect", "read-timeout", "500", "504"],
+)
+def test_transient_mautic_failures_are_retried(services, windmill, fault):
+    services.mautic.fault(**fault, times=1, path_contains="/contacts/new")
+    assert main(**registered())["ok"] is True
+    assert len(services.mautic.contacts) == 1
+
+
+def test_mautic_rate_limit_honours_retry_after(services, windmill):
+    services.mautic.fault(status=429, headers={"Retry-After": "7"}, times=1)
+    main(**registered())
+    assert 7.0 <= services.sleeps[0] < 7.5
+
+
+def test_mautic_failure_fails_the_job_and_says_twenty_was_done(services, windmill):
+    services.mautic.api_enabled = False
+    with pytest.raises(JobFailed) as caught:
+        main(**registered())
+    message = str(caught.value)
+    assert message.startswith("user.registered: mautic upsert contact failed: Mautic upsert")
+    assert "HTTP 403" in message and "API" in message
+    assert "Done: twenty upsert person (created)" in message
+    assert "Not done: mautic add to segments 1, 3; mautic add to onboarding campaign 10" in message
+    assert services.slack.messages == [], "Slack only after Twenty and Mautic succeeded"
+    assert caught.value.summary["steps"][0]["status"] == "created"
+
+
+def test_an_unknown_segment_fails_at_once_with_mauticts_message(services, windmill):
+    windmill.resources["f/marketing/routing"]["segments"]["active"] = [99]
+    windmill.write()
+    with pytest.raises(JobFailed, match="Item was not found"):
+        main(**registered())
+    assert services.sleeps == []
+
+
+def test_a_missing_mautic_custom_field_is_an_error_not_silent_data_loss(services, windmill):
+    services.mautic.fields.discard("signup_source")
+    with pytest.raises(JobFailed, match="Mautic has no contact field signup_source"):
+        main(**registered())
+
+
+def test_a_campaign_add_that_may_have_landed_is_checked_before_it_is_repeated(services, windmill):
+    services.mautic.campaigns[10]["allow_restart"] = True
+    services.mautic.fault(exc=httpx.ReadTimeout, path_contains="/campaigns/10/", method="POST")
+    main(**registered())
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert contact["id"] in services.mautic.campaign_members[10]
+    assert services.mautic.campaign_rotations.get((10, contact["id"]), 1) == 1
+
+
+def test_mautic_oauth_token_is_fetched_and_renewed_once_when_it_expires(services, windmill):
+    services.mautic.oauth_clients["client-1"] = "client-secret"
+    windmill.resources["f/marketing/mautic"] = {
+        "base_url": services.mautic.base_url,
+        "client_id": "client-1",
+        "client_secret": "client-secret",
+    }
+    windmill.write()
+    main(**registered())
+    services.mautic.expire_tokens()
+    result = main(**registered(timestamp="2026-11-27T10:00:00Z"))
+    assert result["ok"] is True
+    token_calls = [c for c in services.calls() if c == "POST /oauth/v2/token"]
+    assert len(token_calls) == 3  # one per job, plus one renewal
+
+
+# --- Slack ----------------------------------------------------------------------------------
+
+
+def test_slack_rate_limit_honours_retry_after_then_posts(services, windmill):
+    services.slack.fault(status=429, headers={"Retry-After": "2"}, times=1)
+    result = main(**registered())
+    assert len(services.slack.messages) == 1
+    assert 2.0 <= services.sleeps[0] < 2.5
+    assert steps(result)["slack notify (rule: paid signup)"][0] == "done"
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ({"status": 404, "body": "no_service"}, "no_service: the webhook is revoked"),
+        ({"status": 410, "body": "channel_is_archived"}, "channel_is_archived"),
+        ({"status": 400, "body": "invalid_blocks"}, "invalid_blocks"),
+        ({"status": 500, "body": "rollup_error", "times": 10}, "after 4 attempts"),
+        ({"exc": httpx.ReadTimeout}, "timed out waiting for the response"),
+    ],
+    ids=["dead", "archived", "invalid", "5xx", "timeout"],
+)
+def test_a_slack_failure_is_reported_but_does_not_fail_the_job(services, windmill, fault, expected):
+    services.slack.fault(**fault)
+    result = main(**registered())
+    assert result["ok"] is True
+    status, detail = steps(result)["slack notify (rule: paid signup)"]
+    assert status == "failed" and expected in detail
+    assert "slack-failed" in result["wm_labels"]
+    assert services.mautic.contact_by_email(EMAIL) is not None
+
+
+def test_a_read_timeout_on_slack_is_not_retried_to_avoid_a_double_post(services, windmill):
+    services.slack.fault(exc=httpx.ReadTimeout)
+    main(**registered())
+    assert len(slack_calls(services)) == 1
+
+
+def test_a_failed_slack_post_is_retried_by_a_re_run(services, windmill):
+    services.slack.fault(status=500, times=4)
+    main(**registered())
+    assert services.slack.messages == []
+    main(**registered())
+    assert len(services.slack.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("channel", "token", "expected"),
+    [
+        ("C0456PRIV", "xoxb-test-token", "not_in_channel"),
+        ("C0999NONE", "xoxb-test-token", "channel_not_found"),
+        ("C0123TEST", "xoxb-revoked", "invalid_auth"),
+    ],
+)
+def test_chat_post_message_errors_that_arrive_as_200_are_errors(
+    services, windmill, channel, token, expected
+):
+    windmill.resources["f/marketing/slack"] = {"token": token, "channel": channel}
+    windmill.write()
+    result = main(**registered())
+    status, detail = steps(result)["slack notify (rule: paid signup)"]
+    assert (status, detail.endswith(expected)) == ("failed", True)
+    assert services.slack_api.messages == []
+    assert token not in str(result)
+
+
+def test_chat_post_message_posts_to_the_channel(services, windmill):
+    windmill.resources["f/marketing/slack"] = {"token": "xoxb-test-token", "channel": "C0123TEST"}
+    windmill.write()
+    result = main(**registered())
+    assert services.slack_api.messages[0]["channel"] == "C0123TEST"
+    assert steps(result)["slack notify (rule: paid signup)"] == (
+        "done",
+        "posted to channel C0123TEST",
+    )

@@ -1,0 +1,394 @@
+"""The webhook handler end to end, against stateful stand-ins of Twenty, Mautic and Slack.
+
+Assertions are on what each service holds after the run, and on the job's result.
+"""
+
+import json
+import logging
+
+import pytest
+
+from f.marketing.errors import ConfigError, InvalidEvent
+from f.marketing.handle_user_event import main
+
+EMAIL = "jane.doe@acme.com"
+
+
+def registered(**overrides):
+    body = {
+        "event": "user.registered",
+        "email": EMAIL,
+        "name": "Jane Doe",
+        "plan": "pro",
+        "source": "google-ads",
+        "marketingConsent": True,
+        "timestamp": "2026-11-26T10:00:00Z",
+    }
+    return {**body, **overrides}
+
+
+def upgraded(**overrides):
+    body = {
+        "event": "user.upgraded",
+        "email": EMAIL,
+        "previousPlan": "pro",
+        "newPlan": "business",
+        "timestamp": "2026-11-27T10:00:00Z",
+    }
+    return {**body, **overrides}
+
+
+def churned(**overrides):
+    body = {
+        "event": "user.churned",
+        "email": EMAIL,
+        "reason": "too expensive",
+        "timestamp": "2026-12-20T16:45:00Z",
+    }
+    return {**body, **overrides}
+
+
+def steps(result: dict) -> dict[str, tuple[str, str]]:
+    return {f"{s['service']} {s['action']}": (s["status"], s["detail"]) for s in result["steps"]}
+
+
+# --- user.registered ------------------------------------------------------------------------
+
+
+def test_registered_with_consent_lands_everywhere(services, windmill):
+    result = main(**registered())
+
+    person = services.twenty.person_by_email(EMAIL)
+    assert person["name"] == {"firstName": "Jane", "lastName": "Doe"}
+    assert (person["plan"], person["signupSource"], person["marketingConsent"]) == (
+        "pro",
+        "google-ads",
+        True,
+    )
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert contact["fields"]["firstname"] == "Jane"
+    assert contact["fields"]["plan"] == "pro"
+    assert contact["dnc"] == []
+    assert contact["id"] in services.mautic.segment_members[1]  # active
+    assert contact["id"] in services.mautic.segment_members[3]  # plan pro
+    assert contact["id"] not in services.mautic.segment_members[2]
+    assert services.mautic.campaign_members[10] == {contact["id"]}  # onboarding sequence
+    assert len(services.slack.messages) == 1
+    assert "New signup: Jane Doe on pro" in services.slack.messages[0]["text"]
+
+    assert result["ok"] is True
+    summary = steps(result)
+    assert summary["twenty upsert person"][0] == "created"
+    assert summary["mautic upsert contact"][0] == "created"
+    assert summary["mautic add to onboarding campaign 10"][0] == "done"
+    assert summary["slack notify (rule: paid signup)"][0] == "done"
+
+
+def test_registered_without_consent_gets_no_segment_campaign_or_email(services, windmill):
+    result = main(**registered(marketingConsent=False))
+
+    assert services.twenty.person_by_email(EMAIL)["marketingConsent"] is False
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert contact is not None, "the contact exists, so sales and support can see it"
+    assert [(d["channel"], d["reason"]) for d in contact["dnc"]] == [("email", 3)]
+    assert all(contact["id"] not in members for members in services.mautic.segment_members.values())
+    assert all(
+        contact["id"] not in members for members in services.mautic.campaign_members.values()
+    )
+    summary = steps(result)
+    assert summary["mautic add to segments 1, 3"] == ("skipped", "no marketing consent on record")
+    assert summary["mautic add to onboarding campaign 10"][0] == "skipped"
+
+
+def test_registered_on_a_free_plan_from_a_plain_source_posts_nothing(services, windmill):
+    result = main(**registered(plan="free", source="organic"))
+    assert services.slack.messages == []
+    assert steps(result)["slack notify"] == ("skipped", "no Slack rule matched")
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert contact["id"] in services.mautic.segment_members[2]
+
+
+def test_a_source_rule_matches_on_the_source(services, windmill):
+    main(**registered(plan="free", source="partner"))
+    assert len(services.slack.messages) == 1
+    assert "partner signup" in json.dumps(services.slack.messages[0])
+
+
+def test_consent_given_later_lifts_only_our_own_do_not_contact(services, windmill):
+    main(**registered(marketingConsent=False))
+    main(**registered(marketingConsent=True, timestamp="2026-11-28T10:00:00Z"))
+
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert contact["dnc"] == []
+    assert contact["id"] in services.mautic.campaign_members[10]
+
+
+def test_an_unsubscribe_made_in_mautic_is_never_lifted(services, windmill):
+    contact_id = services.mautic.add_contact(
+        EMAIL, dnc=[{"channel": "email", "reason": 1, "comments": "User unsubscribed"}]
+    )
+    result = main(**registered(marketingConsent=True))
+
+    contact = services.mautic.contacts[contact_id]
+    assert [d["reason"] for d in contact["dnc"]] == [1]
+    assert contact_id not in services.mautic.campaign_members[10]
+    assert steps(result)["mautic lift do-not-contact"][0] == "skipped"
+
+
+def test_a_name_with_slack_markup_cannot_ping_the_channel(services, windmill):
+    main(**registered(name="<!channel> & co"))
+    text = json.dumps(services.slack.messages[0])
+    assert "<!channel>" not in text
+    assert "&lt;!channel&gt; &amp; co" in text
+
+
+# --- user.upgraded --------------------------------------------------------------------------
+
+
+def test_upgraded_moves_plan_segments_and_starts_the_upgrade_sequence(services, windmill):
+    main(**registered())
+    result = main(**upgraded())
+
+    assert services.twenty.person_by_email(EMAIL)["plan"] == "business"
+    assert services.twenty.person_by_email(EMAIL)["name"]["firstName"] == "Jane"  # kept
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert contact["fields"]["plan"] == "business"
+    assert contact["id"] not in services.mautic.segment_members[3]
+    assert contact["id"] in services.mautic.segment_members[4]
+    assert contact["id"] in services.mautic.segment_members[1]  # still active
+    assert contact["id"] in services.mautic.campaign_members[11]
+    assert steps(result)["slack notify (rule: upgrade)"][0] == "done"
+    assert "Upgrade: jane.doe@acme.com pro → business" in services.slack.messages[-1]["text"]
+
+
+def test_upgraded_without_consent_on_record_gets_no_marketing(services, windmill):
+    main(**registered(marketingConsent=False))
+    main(**upgraded())
+
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert contact["fields"]["plan"] == "business"
+    assert contact["id"] not in services.mautic.segment_members[4]
+    assert contact["id"] not in services.mautic.campaign_members[11]
+
+
+def test_upgraded_for_someone_mautic_never_saw_is_kept_out_of_marketing(services, windmill):
+    result = main(**upgraded())
+
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert [d["reason"] for d in contact["dnc"]] == [3]
+    assert contact["id"] not in services.mautic.campaign_members[11]
+    assert steps(result)["mautic mark do-not-contact"][0] == "done"
+    assert services.twenty.person_by_email(EMAIL)["plan"] == "business"
+
+
+# --- user.churned ---------------------------------------------------------------------------
+
+
+def test_churned_records_the_reason_and_moves_to_the_churned_segment(services, windmill):
+    main(**registered())
+    result = main(**churned())
+
+    person = services.twenty.person_by_email(EMAIL)
+    assert person["churnReason"] == "too expensive"
+    assert person["churnedAt"].startswith("2026-12-20T16:45:00")
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert contact["fields"]["churn_reason"] == "too expensive"
+    assert contact["id"] not in services.mautic.segment_members[1]
+    assert contact["id"] not in services.mautic.segment_members[3]
+    assert contact["id"] in services.mautic.segment_members[5]
+    assert contact["id"] in services.mautic.campaign_members[12]
+    assert steps(result)["mautic remove from active and plan segments 1, 2, 3, 4"] == (
+        "done",
+        "removed from 1, 3",
+    )
+
+
+def test_churned_without_consent_gets_no_win_back(services, windmill):
+    main(**registered(marketingConsent=False))
+    main(**churned())
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert contact["id"] not in services.mautic.campaign_members[12]
+    assert contact["id"] not in services.mautic.segment_members[5]
+
+
+def test_a_returning_user_leaves_the_churned_segment(services, windmill):
+    main(**registered())
+    main(**churned())
+    main(**registered(timestamp="2027-01-05T10:00:00Z"))
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert contact["id"] not in services.mautic.segment_members[5]
+    assert contact["id"] in services.mautic.segment_members[1]
+
+
+# --- idempotency ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [registered(), upgraded(), churned()], ids=lambda b: b["event"])
+def test_the_same_event_twice_creates_nothing_twice(services, windmill, body):
+    if body["event"] != "user.registered":
+        main(**registered())
+    main(**body)
+    people, contacts = dict(services.twenty.people), dict(services.mautic.contacts)
+    members = {k: set(v) for k, v in services.mautic.segment_members.items()}
+    rotations = dict(services.mautic.campaign_rotations)
+    posted = len(services.slack.messages)
+
+    second = main(**body)
+
+    assert len(services.twenty.people) == len(people) == 1
+    assert len(services.mautic.contacts) == len(contacts) == 1
+    assert {k: set(v) for k, v in services.mautic.segment_members.items()} == members
+    assert services.mautic.campaign_rotations == rotations, "no email sequence restarted"
+    assert len(services.slack.messages) == posted, "no second Slack message"
+    assert second["ok"] is True
+
+
+def test_a_re_run_after_a_crash_finishes_the_job_without_repeating_it(services, windmill):
+    services.mautic.fault(status=503, times=20, path_contains="/campaigns/")
+    with pytest.raises(Exception, match="add to onboarding campaign 10"):
+        main(**registered())
+    assert services.slack.messages == []
+
+    main(**registered())
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert services.mautic.campaign_rotations[(10, contact["id"])] == 1
+    assert len(services.slack.messages) == 1
+
+
+# --- round trips ----------------------------------------------------------------------------
+
+
+def test_calls_per_event(services, windmill):
+    """The budget of calls per event; each upsert is one call, never a look-up-then-create."""
+    main(**registered())
+    assert services.calls() == [
+        "POST /rest/people",
+        "POST /api/contacts/new",
+        "POST /api/segments/1/contact/1/add",
+        "POST /api/segments/3/contact/1/add",
+        "POST /api/campaigns/10/contact/1/add",
+        "POST /services/T000TEST/B000TEST/s3cr3tW3bh00kT0k3n",
+    ]
+    services.router.calls.reset()
+
+    main(**upgraded())
+    assert services.calls() == [
+        "POST /rest/people",
+        "POST /api/contacts/new",
+        "POST /api/segments/3/contact/1/remove",
+        "POST /api/segments/4/contact/1/add",
+        "GET /api/contacts/1/campaigns",
+        "POST /api/campaigns/11/contact/1/add",
+        "POST /services/T000TEST/B000TEST/s3cr3tW3bh00kT0k3n",
+    ]
+    services.router.calls.reset()
+
+    main(**churned())
+    assert services.calls() == [
+        "POST /rest/people",
+        "POST /api/contacts/new",
+        "GET /api/contacts/1/segments",
+        "POST /api/segments/1/contact/1/remove",
+        "POST /api/segments/4/contact/1/remove",
+        "POST /api/segments/5/contact/1/add",
+        "GET /api/contacts/1/campaigns",
+        "POST /api/campaigns/12/contact/1/add",
+        "POST /services/T000TEST/B000TEST/s3cr3tW3bh00kT0k3n",
+    ]
+
+
+def test_registration_without_consent_costs_two_calls(services, windmill):
+    main(**registered(marketingConsent=False, plan="free", source="organic"))
+    assert services.calls() == ["POST /rest/people", "POST /api/contacts/new"]
+
+
+# --- bad input and dry run ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (registered(event="user.deleted"), "event: must be one of"),
+        (registered(email="not-an-email"), "email: not a valid email address"),
+        (registered(email=None), "email:"),
+        (registered(marketingConsent=None), "marketingConsent:"),
+        (registered(plan=None), "plan: required"),
+        (upgraded(newPlan=""), "newPlan: must not be empty"),
+        (churned(timestamp="last tuesday"), "timestamp:"),
+    ],
+)
+def test_bad_input_fails_before_any_call(services, windmill, body, expected):
+    with pytest.raises(InvalidEvent, match=expected):
+        main(**body)
+    assert services.total_calls == 0
+
+
+def test_a_missing_resource_fails_before_any_call(services, windmill):
+    del windmill.resources["f/marketing/mautic"]
+    windmill.write()
+    with pytest.raises(ConfigError, match=r"f/marketing/mautic .*c_mautic"):
+        main(**registered())
+    assert services.total_calls == 0
+
+
+def test_a_plan_with_no_twenty_option_fails_before_any_call(services, windmill):
+    windmill.resources["f/marketing/routing"]["fields"] = {"twenty_plan_values": {"pro": "PRO"}}
+    windmill.write()
+    with pytest.raises(ConfigError, match="no entry for plan 'enterprise'"):
+        main(**registered(plan="enterprise"))
+    assert services.total_calls == 0
+
+
+def test_plan_values_are_mapped_for_a_twenty_select_field(services, windmill):
+    windmill.resources["f/marketing/routing"]["fields"] = {"twenty_plan_values": {"pro": "PRO"}}
+    windmill.write()
+    main(**registered())
+    assert services.twenty.person_by_email(EMAIL)["plan"] == "PRO"
+    assert services.mautic.contact_by_email(EMAIL)["fields"]["plan"] == "pro"
+
+
+@pytest.mark.parametrize("body", [registered(), upgraded(), churned()], ids=lambda b: b["event"])
+def test_dry_run_lists_the_calls_and_makes_none(services, windmill, body):
+    result = main(**body, dry_run=True)
+    assert services.total_calls == 0
+    assert result["dry_run"] is True
+    planned = [(c["service"], c["request"]) for c in result["would_call"]]
+    assert planned[:2] == [
+        ("twenty", "POST /rest/people?upsert=true"),
+        ("mautic", "POST /api/contacts/new"),
+    ]
+    assert result["would_call"][-1]["service"] == "slack"
+
+
+def test_a_manual_run_without_timestamp_uses_the_job_start(services, windmill):
+    result = main(**{k: v for k, v in registered().items() if k != "timestamp"})
+    assert result["notes"] == ["timestamp not given: used the job's start time"]
+
+
+# --- result and logs ------------------------------------------------------------------------
+
+
+def test_result_and_logs_carry_no_secret(services, windmill, caplog):
+    services.slack.fault(status=500, times=10)
+    with caplog.at_level(logging.DEBUG):
+        result = main(**registered())
+    dumped = json.dumps(result) + caplog.text
+    for secret in (
+        services.twenty.api_key,
+        services.mautic.password,
+        "s3cr3tW3bh00kT0k3n",
+        "hooks.slack.com",
+    ):
+        assert secret not in dumped
+    assert steps(result)["slack notify (rule: paid signup)"][0] == "failed"
+
+
+def test_logs_say_what_happened_not_to_whom(services, windmill, caplog):
+    with caplog.at_level(logging.INFO, logger="f.marketing"):
+        main(**registered())
+    assert "twenty upsert person: created" in caplog.text
+    assert EMAIL not in caplog.text and "Jane" not in caplog.text
+
+
+def test_the_job_is_labelled_for_the_runs_page(services, windmill):
+    assert main(**registered())["wm_labels"] == ["user.registered"]
