@@ -24,11 +24,11 @@ def main() -> int:
     parser.add_argument("event", nargs="?", default=str(EXAMPLES / "user_registered.json"))
     parser.add_argument("--dry-run", action="store_true", help="plan only, even with credentials")
     parser.add_argument("--credentials", default=str(CREDENTIALS))
-    parser.add_argument("--routing", default=str(EXAMPLES / "routing.json"))
+    parser.add_argument("--routing", default=str(EXAMPLES / "routing.resource.json"))
     args = parser.parse_args()
 
     body = json.loads(Path(args.event).read_text())
-    resources = {"f/marketing/routing": json.loads(Path(args.routing).read_text())}
+    resources = {"f/marketing/routing": json.loads(Path(args.routing).read_text())["value"]}
     credentials = Path(args.credentials)
     real = credentials.exists() and not args.dry_run
     if credentials.exists():

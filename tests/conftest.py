@@ -37,7 +37,7 @@ class Services:
 
     def calls(self) -> list[str]:
         """Every request any service received, as 'METHOD path', in order."""
-        return [f"{r.method} {r.url.path}" for r in self.router.calls.requests if r]
+        return [f"{call.request.method} {call.request.url.path}" for call in self.router.calls]
 
     @property
     def total_calls(self) -> int:

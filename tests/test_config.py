@@ -1,6 +1,7 @@
 """Configuration: read from Windmill resources, and refused with a message that says what to fix."""
 
 import json
+from pathlib import Path
 
 import pytest
 import wmill.client
@@ -107,8 +108,8 @@ def test_routing_typos_are_refused_not_ignored():
 
 
 def test_the_committed_example_routing_is_valid():
-    with open("scripts/examples/routing.json") as f:
-        Routing.model_validate(json.load(f))
+    with open("scripts/examples/routing.resource.json") as f:
+        Routing.model_validate(json.load(f)["value"])
 
 
 def test_resources_come_through_wmill_from_the_mocked_api_file(tmp_path, monkeypatch):
@@ -131,3 +132,24 @@ def test_resources_come_through_wmill_from_the_mocked_api_file(tmp_path, monkeyp
     settings = load_settings()
     assert settings.mautic.username == "u"
     assert settings.slack is None
+
+
+@pytest.mark.parametrize(
+    ("type_name", "model"),
+    [
+        ("c_twenty", "TwentySettings"),
+        ("c_mautic", "MauticSettings"),
+        ("c_slack_notify", "SlackSettings"),
+        ("c_marketing_routing", "Routing"),
+    ],
+)
+def test_each_resource_type_offers_exactly_the_fields_the_code_reads(type_name, model):
+    from f.marketing import config, resources
+
+    spec_file = Path(f"f/marketing/resource_types/{type_name}.resource-type.json")
+    spec = json.loads(spec_file.read_text())
+    fields = set(getattr(config, model).model_fields)
+    assert set(spec["schema"]["properties"]) == fields
+    assert set(getattr(resources, type_name).__annotations__) == fields
+    required = {n for n, f in getattr(config, model).model_fields.items() if f.is_required()}
+    assert set(spec["schema"]["required"]) == required

@@ -244,7 +244,7 @@ def test_the_same_event_twice_creates_nothing_twice(services, windmill, body):
 
 
 def test_a_re_run_after_a_crash_finishes_the_job_without_repeating_it(services, windmill):
-    services.mautic.fault(status=503, times=20, path_contains="/campaigns/")
+    services.mautic.fault(status=503, times=4, path_contains="/campaigns/10/")
     with pytest.raises(Exception, match="add to onboarding campaign 10"):
         main(**registered())
     assert services.slack.messages == []
@@ -269,10 +269,10 @@ def test_calls_per_event(services, windmill):
         "POST /api/campaigns/10/contact/1/add",
         "POST /services/T000TEST/B000TEST/s3cr3tW3bh00kT0k3n",
     ]
-    services.router.calls.reset()
+    before = len(services.calls())
 
     main(**upgraded())
-    assert services.calls() == [
+    assert services.calls()[before:] == [
         "POST /rest/people",
         "POST /api/contacts/new",
         "POST /api/segments/3/contact/1/remove",
@@ -281,10 +281,10 @@ def test_calls_per_event(services, windmill):
         "POST /api/campaigns/11/contact/1/add",
         "POST /services/T000TEST/B000TEST/s3cr3tW3bh00kT0k3n",
     ]
-    services.router.calls.reset()
+    before = len(services.calls())
 
     main(**churned())
-    assert services.calls() == [
+    assert services.calls()[before:] == [
         "POST /rest/people",
         "POST /api/contacts/new",
         "GET /api/contacts/1/segments",
@@ -311,9 +311,9 @@ def test_registration_without_consent_costs_two_calls(services, windmill):
         (registered(event="user.deleted"), "event: must be one of"),
         (registered(email="not-an-email"), "email: not a valid email address"),
         (registered(email=None), "email:"),
-        (registered(marketingConsent=None), "marketingConsent:"),
+        (registered(marketingConsent=None), "marketingConsent: required"),
         (registered(plan=None), "plan: required"),
-        (upgraded(newPlan=""), "newPlan: must not be empty"),
+        (upgraded(newPlan=""), "newPlan: required"),
         (churned(timestamp="last tuesday"), "timestamp:"),
     ],
 )
@@ -358,6 +358,11 @@ def test_dry_run_lists_the_calls_and_makes_none(services, windmill, body):
         ("mautic", "POST /api/contacts/new"),
     ]
     assert result["would_call"][-1]["service"] == "slack"
+
+
+def test_empty_form_fields_count_as_not_given(services, windmill):
+    main(**registered(name="", timestamp=""), previousPlan="", newPlan="", reason="")
+    assert services.twenty.person_by_email(EMAIL)["name"] == {"firstName": "", "lastName": ""}
 
 
 def test_a_manual_run_without_timestamp_uses_the_job_start(services, windmill):

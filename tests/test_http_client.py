@@ -172,3 +172,15 @@ def test_messages_and_logs_never_carry_the_url(caplog):
         http.request("POST", "/x", action="post")
     assert "SECRET" not in str(caught.value)
     assert "SECRET" not in caplog.text
+
+
+@respx.mock
+@pytest.mark.parametrize(("status", "calls"), [(500, 1), (502, 1), (503, 2)])
+def test_a_5xx_that_may_have_been_acted_on_is_not_replayed_unless_safe(status, calls):
+    clock = Clock()
+    route = respx.post(f"{BASE}/x").mock(side_effect=[httpx.Response(status), httpx.Response(200)])
+    try:
+        make_http(clock).request("POST", "/x", action="do x", replay_safe=False)
+    except ServiceError as exc:
+        assert exc.maybe_applied
+    assert route.call_count == calls

@@ -122,7 +122,7 @@ def parse_event(data: dict[str, Any]) -> UserRegistered | UserUpgraded | UserChu
 def _describe(err: Any) -> str:
     field = ".".join(str(part) for part in err["loc"][1:]) or "body"
     kind = err["type"]
-    if kind == "missing":
+    if kind == "missing" or ("input" in err and err["input"] is None):
         return f"{field}: required"
     if kind == "extra_forbidden":
         return f"{field}: not a field of this event"

@@ -71,6 +71,8 @@ def main(
         "reason": reason,
         "timestamp": timestamp or datetime.now(UTC).isoformat(),
     }
+    # The form sends untouched optional text fields as "", a webhook may too: both mean "not given".
+    given = {key: None if value == "" else value for key, value in given.items()}
     body = {key: given[key] for key in fields_of(event)} if event in MODELS else given
     parsed = parse_event(body)
     settings = load_settings(twenty, mautic, slack, routing)

@@ -122,8 +122,8 @@ class ServiceHttp:
         """Send, retrying transient failures; return the first 2xx (or `ok_statuses`) response.
 
         `action` names the step in messages, in place of the URL. With `replay_safe=False` a
-        request that may have reached the service (read timeout, broken connection) is not
-        sent again: the caller decides, since repeating it could act twice.
+        request that may have been acted on (read timeout, broken connection, a 5xx other than
+        503) is not sent again: the caller decides, since repeating it could act twice.
         """
         started = self._clock()
         attempt = 0
@@ -154,10 +154,11 @@ class ServiceHttp:
                     self._error_reader(response),
                     status=response.status_code,
                     transient=is_retryable(response.status_code),
-                    maybe_applied=response.status_code >= 500,
+                    # 503 says "not processed"; other 5xx may come after the work was done.
+                    maybe_applied=response.status_code >= 500 and response.status_code != 503,
                     attempts=attempt,
                 )
-                if not failure.transient:
+                if not failure.transient or (failure.maybe_applied and not replay_safe):
                     raise failure
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
             delay = self._next_delay(attempt, retry_after, failure)

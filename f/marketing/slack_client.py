@@ -72,13 +72,12 @@ class SlackClient:
         return f"channel {self._channel}" if self._channel else "incoming webhook"
 
     def post(self, text: str, blocks: list[dict[str, Any]]) -> None:
-        """Post once; a request that may have been delivered is not sent again."""
+        """Post the message. Timeouts and 5xx are retried, as Slack advises: a rare duplicate
+        message is cheaper than a lost alert."""
         body: dict[str, Any] = {"text": text, "blocks": blocks}
         if self._channel:
             body["channel"] = self._channel
-        response = self.http.request(
-            "POST", self._path, action="post message", json=body, replay_safe=False
-        )
+        response = self.http.request("POST", self._path, action="post message", json=body)
         if self._channel:
             reply = json_body(response)
             if not isinstance(reply, dict) or not reply.get("ok"):

@@ -1,0 +1,19 @@
+"""Stateful stand-ins of Twenty, Mautic and Slack.
+
+Create a fake, then call `fake.mount(router)` inside `with respx.mock(...) as router:`.
+"""
+
+from tests.fakes.faults import FakeService, Fault, FaultQueue
+from tests.fakes.mautic import FakeMautic
+from tests.fakes.slack import FakeSlackApi, FakeSlackWebhook
+from tests.fakes.twenty import FakeTwenty
+
+__all__ = [
+    "FakeMautic",
+    "FakeService",
+    "FakeSlackApi",
+    "FakeSlackWebhook",
+    "FakeTwenty",
+    "Fault",
+    "FaultQueue",
+]

@@ -1,0 +1,633 @@
+"""A stateful stand-in for Mautic's REST API: contacts, segments, campaigns, do-not-contact.
+
+It follows /work/shared/reference/mautic.md, section 5 ("How a faithful test double should
+behave"), including the quirks a client has to survive: `contacts/new` upserts on the email
+and silently drops unknown field aliases, blanks and `false` do not overwrite, lists are
+objects keyed by id with a string `total`, campaign add answers success even when it starts
+the sequence again, and `PATCH …/edit` merges two contacts that share an email.
+"""
+
+import base64
+import copy
+import itertools
+import re
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+
+from tests.fakes.faults import BadBody, Body, FakeService, Reject, json_response, read_body
+
+DEFAULT_FIELDS = {
+    "email",
+    "firstname",
+    "lastname",
+    "plan",
+    "signup_source",
+    "marketing_consent",
+    "churn_reason",
+    "churned_at",
+}
+DEFAULT_SEGMENTS = {1: "active", 2: "plan-free", 3: "plan-pro", 4: "plan-business", 5: "churned"}
+DEFAULT_CAMPAIGNS = {
+    10: {"name": "Onboarding", "allow_restart": True},
+    11: {"name": "Upgrade", "allow_restart": True},
+    12: {"name": "Win-back", "allow_restart": True},
+}
+# Keys of a contact body that are not field aliases.
+CONTROL_KEYS = {
+    "id",
+    "tags",
+    "doNotContact",
+    "overwriteWithBlank",
+    "owner",
+    "stage",
+    "companies",
+    "points",
+    "ipAddress",
+    "lastActive",
+}
+DNC_REASONS = {1, 2, 3}  # unsubscribed, bounced, manual (0 means contactable)
+MAX_BATCH = 200
+DEFAULT_MESSAGES = {
+    400: "Bad request.",
+    401: "Authorization denied, invalid credentials.",
+    403: "You do not have access to the requested area/action.",
+    404: "Item was not found.",
+    500: "Internal server error.",
+}
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def _is_zero(value: Any) -> bool:
+    """`false`, 0 and "0": what PHP's empty() drops before a field is written."""
+    return value is False or (isinstance(value, int | float) and value == 0) or value == "0"
+
+
+def _auth_error(status: int, message: str, kind: str) -> httpx.Response:
+    """Auth errors carry message, code and type, but no details."""
+    return json_response(status, {"errors": [{"message": message, "code": status, "type": kind}]})
+
+
+class FakeMautic(FakeService):
+    """Mautic 5.1's contact, segment and campaign API, with Basic auth and OAuth2.
+
+    State: `contacts` (id -> {"id", "fields", "tags", "dnc", "dateAdded"}),
+    `segment_members` and `campaign_members` (id -> contact ids), `campaign_rotations`
+    ((campaign, contact) -> times (re)started), `merges` ((absorbed, kept) contact ids).
+    """
+
+    default_headers: ClassVar[dict[str, str]] = {"Mautic-Version": "5.1.0"}
+    routes = (
+        ("POST", r"/oauth/v2/token", "issue_token"),
+        ("GET", r"/api/contacts", "list_contacts"),
+        ("POST", r"/api/contacts/new", "create_contact"),
+        ("POST", r"/api/contacts/batch/new", "create_contacts"),
+        ("GET", r"/api/contacts/(?P<contact_id>\d+)", "get_contact"),
+        ("PATCH", r"/api/contacts/(?P<contact_id>\d+)/edit", "patch_contact"),
+        ("PUT", r"/api/contacts/(?P<contact_id>\d+)/edit", "put_contact"),
+        ("GET", r"/api/contacts/(?P<contact_id>\d+)/segments", "contact_segments"),
+        ("GET", r"/api/contacts/(?P<contact_id>\d+)/campaigns", "contact_campaigns"),
+        ("POST", r"/api/contacts/(?P<contact_id>\d+)/dnc/(?P<channel>\w+)/add", "add_dnc"),
+        ("POST", r"/api/contacts/(?P<contact_id>\d+)/dnc/(?P<channel>\w+)/remove", "remove_dnc"),
+        ("GET", r"/api/segments", "list_segments"),
+        (
+            "POST",
+            r"/api/segments/(?P<segment_id>\d+)/contact/(?P<contact_id>\d+)/(?P<action>add|remove)",
+            "segment_membership",
+        ),
+        ("POST", r"/api/segments/(?P<segment_id>\d+)/contacts/add", "segment_bulk_add"),
+        (
+            "POST",
+            r"/api/campaigns/(?P<campaign_id>\d+)/contact/(?P<contact_id>\d+)/(?P<action>add|remove)",
+            "campaign_membership",
+        ),
+    )
+
+    def __init__(
+        self,
+        base_url: str = "https://mautic.test",
+        *,
+        username: str = "api-user",
+        password: str = "api-pass",
+        oauth_clients: dict[str, str] | None = None,
+        api_enabled: bool = True,
+        basic_auth_enabled: bool = True,
+        fields: set[str] | None = None,
+        segments: dict[int, str] | None = None,
+        campaigns: dict[int, dict] | None = None,
+        rate_limit: int | None = None,
+    ) -> None:
+        super().__init__(base_url)
+        self.username = username
+        self.password = password
+        self.oauth_clients = dict(oauth_clients or {})
+        self.api_enabled = api_enabled
+        self.basic_auth_enabled = basic_auth_enabled
+        self.fields = set(DEFAULT_FIELDS if fields is None else fields)
+        self.segments = dict(DEFAULT_SEGMENTS if segments is None else segments)
+        self.campaigns = copy.deepcopy(DEFAULT_CAMPAIGNS if campaigns is None else campaigns)
+        self.rate_limit = rate_limit
+        self.contacts: dict[int, dict] = {}
+        self.segment_members: dict[int, set[int]] = {sid: set() for sid in self.segments}
+        self.campaign_members: dict[int, set[int]] = {cid: set() for cid in self.campaigns}
+        self.campaign_rotations: dict[tuple[int, int], int] = {}
+        self.merges: list[tuple[int, int]] = []
+        self.issued_tokens: dict[str, str] = {}  # access token -> client id
+        self.expired_tokens: set[str] = set()
+        self.tags: dict[str, int] = {}  # tag -> id
+        self._ids = itertools.count(1)
+        self._token_ids = itertools.count(1)
+        self._dnc_ids: dict[tuple[int, str], int] = {}
+        self._hour_calls = 0
+
+    # --- helpers for tests ----------------------------------------------------------------
+
+    def contact_by_email(self, email: str) -> dict | None:
+        """The contact Mautic would match: lowercased email, newest dateAdded wins."""
+        wanted = email.strip().lower()
+        matches = [
+            c
+            for c in self.contacts.values()
+            if str(c["fields"].get("email") or "").strip().lower() == wanted
+        ]
+        return max(matches, key=lambda c: (c["dateAdded"], c["id"]), default=None)
+
+    def add_contact(
+        self,
+        email: str,
+        *,
+        dnc: list[dict] | None = None,
+        segments: tuple[int, ...] | list[int] = (),
+        campaigns: tuple[int, ...] | list[int] = (),
+        tags: tuple[str, ...] | list[str] = (),
+        date_added: str | None = None,
+        **fields: Any,
+    ) -> int:
+        """Seed a contact directly (no request logged); returns its id."""
+        contact = self._new_contact(date_added)
+        contact["fields"].update(email=email, **fields)
+        contact["dnc"] = [dict(entry) for entry in dnc or []]
+        self._apply_tags(contact, list(tags))
+        for segment_id in segments:
+            self.segment_members.setdefault(segment_id, set()).add(contact["id"])
+        for campaign_id in campaigns:
+            self.campaign_members.setdefault(campaign_id, set()).add(contact["id"])
+            self.campaign_rotations[(campaign_id, contact["id"])] = 1
+        return contact["id"]
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far now gets 401 invalid_grant (60 minutes have passed)."""
+        self.expired_tokens.update(self.issued_tokens)
+
+    def reset_rate_limit(self) -> None:
+        """Start a new hour."""
+        self._hour_calls = 0
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def error_body(self, status: int, message: str | None = None) -> Body:
+        if status == 429 and message is None:
+            limit = self.rate_limit if self.rate_limit is not None else 100
+            message = f"You exceeded the rate limit of {limit} API calls per hour."
+        message = message or DEFAULT_MESSAGES.get(status) or httpx.codes.get_reason_phrase(status)
+        return {"errors": [{"code": status, "message": message, "details": [], "type": None}]}
+
+    def not_found(self, request: httpx.Request) -> httpx.Response:
+        message = f"Requested URL not found: {request.url.path}"
+        return self.error(404, self.error_body(404, message))
+
+    def check_access(self, request: httpx.Request) -> httpx.Response | None:
+        """API switch, then Basic auth or a Bearer token, then the hourly rate limiter."""
+        path = self.relative_path(request) or ""
+        is_api = path == "/api" or path.startswith("/api/")
+        if not (is_api or path.startswith("/oauth/")):
+            return None
+        if not self.api_enabled:
+            message = (
+                "API disabled. You need to enable the API in the API settings of Mautic's "
+                "Configuration."
+            )
+            return _auth_error(403, message, "api_disabled")
+        if not is_api:
+            return None  # the token endpoint authenticates the client itself
+        denied = self._authenticate(request.headers.get("authorization", ""))
+        if denied is not None:
+            return denied
+        if self.rate_limit is not None:
+            if self._hour_calls >= self.rate_limit:
+                return self.error(429)
+            self._hour_calls += 1
+        return None
+
+    def _authenticate(self, header: str) -> httpx.Response | None:
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "basic":
+            if not self.basic_auth_enabled:
+                message = "Basic Auth disabled. Enable it in Mautic's API settings."
+                return _auth_error(403, message, "access_denied")
+            try:
+                user, _, password = base64.b64decode(credentials).decode().partition(":")
+            except ValueError:
+                user, password = "", ""
+            if (user, password) != (self.username, self.password):
+                message = "Authorization denied, invalid credentials."
+                return _auth_error(401, message, "access_denied")
+            return None
+        if scheme.lower() == "bearer":
+            if credentials in self.expired_tokens:
+                message = "The access token provided has expired."
+                return _auth_error(401, message, "invalid_grant")
+            if credentials not in self.issued_tokens:
+                message = "The access token provided is invalid."
+                return _auth_error(401, message, "invalid_grant")
+            return None
+        return _auth_error(401, "API authorization denied.", "access_denied")
+
+    @staticmethod
+    def _body(request: httpx.Request) -> Any:
+        try:
+            return read_body(request)
+        except BadBody as exc:
+            raise Reject(400, f"Request body is not valid JSON: {exc}") from exc
+
+    def _contact(self, contact_id: str | int, message: str = "Item was not found.") -> dict:
+        contact = self.contacts.get(int(contact_id))
+        if contact is None:
+            raise Reject(404, message)
+        return contact
+
+    # --- contact state --------------------------------------------------------------------
+
+    def _new_contact(self, date_added: str | None = None) -> dict:
+        contact_id = next(self._ids)
+        contact = {
+            "id": contact_id,
+            "fields": dict.fromkeys(sorted(self.fields)),
+            "tags": set(),
+            "dnc": [],
+            "dateAdded": date_added or datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        self.contacts[contact_id] = contact
+        return contact
+
+    def _write(self, contact: dict, body: dict, *, overwrite_blank: bool | None = None) -> None:
+        """Apply a contact body the way `contacts/new` and PATCH `edit` do."""
+        dnc_changes = self._dnc_changes(body)  # may reject: before anything changes
+        if overwrite_blank is None:
+            overwrite_blank = _truthy(body.get("overwriteWithBlank"))
+        for alias, value in body.items():
+            if alias in CONTROL_KEYS or alias not in self.fields:
+                continue  # unknown aliases are dropped without a word
+            if value in ("", None) and not overwrite_blank:
+                continue
+            if _is_zero(value) and _truthy(contact["fields"].get(alias)):
+                continue  # the quirk: false/0 never replaces a stored true
+            contact["fields"][alias] = value
+        if "tags" in body:
+            self._apply_tags(contact, body["tags"])
+        for channel, reason, comments in dnc_changes:
+            if reason == 0:  # inline, reason 0 (contactable) lifts the entry
+                self._remove_dnc(contact, channel)
+            else:
+                self._add_dnc(contact, channel, reason, comments)
+
+    @staticmethod
+    def _dnc_changes(body: dict) -> list[tuple[str, int, str]]:
+        """Inline `doNotContact` entries as (channel, reason, comments)."""
+        entries = body.get("doNotContact")
+        changes = []
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            try:
+                reason = int(entry.get("reason", 3))
+            except (TypeError, ValueError) as exc:
+                raise Reject(400, "Invalid reason code given") from exc
+            changes.append(
+                (str(entry.get("channel", "email")), reason, entry.get("comments") or "")
+            )
+        return changes
+
+    def _apply_tags(self, contact: dict, tags: Any) -> None:
+        """Tags are merged: an array or a comma string; `-tag` removes one."""
+        names = tags.split(",") if isinstance(tags, str) else list(tags or [])
+        for raw in names:
+            name = str(raw).strip()
+            if name.startswith("-"):
+                contact["tags"].discard(name[1:])
+            elif name:
+                self.tags.setdefault(name, len(self.tags) + 1)
+                contact["tags"].add(name)
+
+    @staticmethod
+    def _add_dnc(contact: dict, channel: str, reason: int, comments: str) -> None:
+        """One entry per channel; a different reason replaces the old one."""
+        for entry in contact["dnc"]:
+            if entry["channel"] == channel:
+                if entry["reason"] != reason:
+                    entry.update(reason=reason, comments=comments)
+                return
+        contact["dnc"].append({"channel": channel, "reason": reason, "comments": comments})
+
+    @staticmethod
+    def _remove_dnc(contact: dict, channel: str) -> bool:
+        before = len(contact["dnc"])
+        contact["dnc"] = [e for e in contact["dnc"] if e["channel"] != channel]
+        return len(contact["dnc"]) < before
+
+    def _upsert(self, body: Any) -> tuple[dict, bool]:
+        if not isinstance(body, dict):
+            raise Reject(400, "Request body must be an object of contact fields")
+        self._dnc_changes(body)  # a bad reason rejects before a contact is created
+        email = body.get("email")
+        existing = self.contact_by_email(email) if isinstance(email, str) and email else None
+        contact = existing or self._new_contact()
+        self._write(contact, body)
+        return contact, existing is None
+
+    def _merge(self, loser: dict, winner: dict) -> dict:
+        """Fold `loser` into `winner`: empty fields filled, tags, DNC and memberships moved."""
+        for alias, value in loser["fields"].items():
+            if winner["fields"].get(alias) in ("", None):
+                winner["fields"][alias] = value
+        winner["tags"] |= loser["tags"]
+        for entry in loser["dnc"]:
+            if all(e["channel"] != entry["channel"] for e in winner["dnc"]):
+                winner["dnc"].append(entry)
+        for members in [*self.segment_members.values(), *self.campaign_members.values()]:
+            if loser["id"] in members:
+                members.discard(loser["id"])
+                members.add(winner["id"])
+        for (campaign_id, contact_id), count in list(self.campaign_rotations.items()):
+            if contact_id == loser["id"]:
+                del self.campaign_rotations[(campaign_id, contact_id)]
+                key = (campaign_id, winner["id"])
+                self.campaign_rotations[key] = max(count, self.campaign_rotations.get(key, 0))
+        del self.contacts[loser["id"]]
+        self.merges.append((loser["id"], winner["id"]))
+        return winner
+
+    def _serialise(self, contact: dict) -> dict:
+        values = {alias: contact["fields"].get(alias) for alias in sorted(self.fields)}
+        dnc = []
+        for entry in contact["dnc"]:
+            key = (contact["id"], entry["channel"])
+            dnc_id = self._dnc_ids.setdefault(key, len(self._dnc_ids) + 1)
+            dnc.append({"id": dnc_id, **entry, "channelId": None})
+        return {
+            "id": contact["id"],
+            "dateAdded": contact["dateAdded"],
+            "points": 0,
+            "tags": [{"id": self.tags.get(t), "tag": t} for t in sorted(contact["tags"])],
+            "doNotContact": dnc,
+            "fields": {
+                "core": {
+                    alias: {"alias": alias, "group": "core", "type": "text", "value": value}
+                    for alias, value in values.items()
+                },
+                "social": {},
+                "personal": {},
+                "professional": {},
+                "all": {"id": contact["id"], **values},
+            },
+        }
+
+    # --- routes: auth ---------------------------------------------------------------------
+
+    def issue_token(self, request: httpx.Request) -> httpx.Response:
+        """OAuth2 client credentials: form fields (or query string) in, bearer token out."""
+        body = self._body(request)
+        form = {**dict(request.url.params), **(body if isinstance(body, dict) else {})}
+        if form.get("grant_type") != "client_credentials":
+            return json_response(
+                400,
+                {
+                    "error": "invalid_request",
+                    "error_description": "Invalid grant_type parameter or parameter missing",
+                },
+            )
+        client_id = str(form.get("client_id", ""))
+        if client_id not in self.oauth_clients or self.oauth_clients[client_id] != form.get(
+            "client_secret"
+        ):
+            return json_response(
+                400,
+                {
+                    "error": "invalid_client",
+                    "error_description": "The client credentials are invalid",
+                },
+            )
+        token = f"mautic-token-{next(self._token_ids)}"
+        self.issued_tokens[token] = client_id
+        return json_response(
+            200, {"access_token": token, "expires_in": 3600, "token_type": "bearer"}
+        )
+
+    # --- routes: contacts -----------------------------------------------------------------
+
+    def create_contact(self, request: httpx.Request) -> httpx.Response:
+        """POST /api/contacts/new: update the email's contact (200) or create one (201)."""
+        contact, created = self._upsert(self._body(request))
+        if not created:
+            return json_response(200, {"contact": self._serialise(contact)})
+        location = f"{self.base_url}/api/contacts/{contact['id']}"
+        return json_response(
+            201, {"contact": self._serialise(contact)}, headers={"Location": location}
+        )
+
+    def create_contacts(self, request: httpx.Request) -> httpx.Response:
+        """POST /api/contacts/batch/new: 201 overall, per-item statusCodes and errors."""
+        items = self._body(request)
+        if not isinstance(items, list):
+            raise Reject(400, "Request body must be an array of contacts")
+        if len(items) > MAX_BATCH:
+            raise Reject(500, f"A max of {MAX_BATCH} entities are supported at a time.")
+        contacts, codes, errors = [], [], {}
+        for index, item in enumerate(items):
+            try:
+                contact, created = self._upsert(item)
+            except Reject as rejected:
+                codes.append(rejected.status)
+                errors[str(index)] = {
+                    "message": rejected.message,
+                    "code": rejected.status,
+                    "type": "api",
+                }
+                continue
+            contacts.append(self._serialise(contact))
+            codes.append(201 if created else 200)
+        reply: dict[str, Any] = {"contacts": contacts, "statusCodes": codes}
+        if errors:
+            reply["errors"] = errors
+        return json_response(201, reply)
+
+    def list_contacts(self, request: httpx.Request) -> httpx.Response:
+        """GET /api/contacts: only `where[i][col]=email&where[i][expr]=eq` is implemented."""
+        params = request.url.params
+        if "search" in params:
+            raise Reject(400, "FakeMautic does not implement search=; use where[...]")
+        clauses: dict[str, dict[str, str]] = {}
+        for key, value in params.multi_items():
+            match = re.fullmatch(r"where\[(\d+)\]\[(col|expr|val)\]", key)
+            if match:
+                clauses.setdefault(match[1], {})[match[2]] = value
+        contacts = sorted(self.contacts.values(), key=lambda c: c["id"])
+        for clause in clauses.values():
+            if (clause.get("col"), clause.get("expr")) != ("email", "eq"):
+                raise Reject(400, f"FakeMautic only implements where email eq, got {clause}")
+            wanted = clause.get("val", "").strip().lower()
+            contacts = [
+                c for c in contacts if str(c["fields"].get("email") or "").lower() == wanted
+            ]
+        return json_response(
+            200,
+            {
+                "total": str(len(contacts)),
+                "contacts": {str(c["id"]): self._serialise(c) for c in contacts},
+            },
+        )
+
+    def get_contact(self, request: httpx.Request, contact_id: str) -> httpx.Response:
+        return json_response(200, {"contact": self._serialise(self._contact(contact_id))})
+
+    def patch_contact(self, request: httpx.Request, contact_id: str) -> httpx.Response:
+        """PATCH edit re-runs the duplicate check: another contact's email merges the two.
+
+        The contact that already owns the email is kept; the edited one is folded into it
+        and recorded in `merges`, so a test can assert the client never does this.
+        """
+        contact = self._contact(contact_id)
+        body = self._body(request)
+        if not isinstance(body, dict):
+            raise Reject(400, "Request body must be an object of contact fields")
+        email = body.get("email")
+        owner = self.contact_by_email(email) if isinstance(email, str) and email else None
+        if owner is not None and owner is not contact:
+            contact = self._merge(loser=contact, winner=owner)
+        self._write(contact, body)
+        return json_response(200, {"contact": self._serialise(contact)})
+
+    def put_contact(self, request: httpx.Request, contact_id: str) -> httpx.Response:
+        """PUT edit overwrites every field (blanks too); an unknown id creates (201)."""
+        body = self._body(request)
+        if not isinstance(body, dict):
+            raise Reject(400, "Request body must be an object of contact fields")
+        contact = self.contacts.get(int(contact_id))
+        created = contact is None
+        if contact is None:
+            contact = self._new_contact()
+        else:
+            contact["fields"] = dict.fromkeys(sorted(self.fields))
+        self._write(contact, body, overwrite_blank=True)
+        return json_response(201 if created else 200, {"contact": self._serialise(contact)})
+
+    def contact_segments(self, request: httpx.Request, contact_id: str) -> httpx.Response:
+        contact = self._contact(contact_id)
+        lists = {
+            str(sid): {"id": sid, "name": self._segment_name(sid), "alias": self.segments[sid]}
+            for sid, members in sorted(self.segment_members.items())
+            if contact["id"] in members and sid in self.segments
+        }
+        return json_response(200, {"total": len(lists), "lists": lists})
+
+    def contact_campaigns(self, request: httpx.Request, contact_id: str) -> httpx.Response:
+        contact = self._contact(contact_id)
+        campaigns = {
+            str(cid): {
+                "id": cid,
+                "name": self.campaigns[cid]["name"],
+                "manuallyRemoved": False,
+                "manuallyAdded": True,
+            }
+            for cid, members in sorted(self.campaign_members.items())
+            if contact["id"] in members and cid in self.campaigns
+        }
+        return json_response(200, {"total": len(campaigns), "campaigns": campaigns})
+
+    def add_dnc(self, request: httpx.Request, contact_id: str, channel: str) -> httpx.Response:
+        """Reason defaults to 3 (manual); 0 means contactable and is refused here."""
+        contact = self._contact(contact_id)
+        body = self._body(request)
+        try:
+            reason = int(body.get("reason", 3))
+        except (TypeError, ValueError):
+            reason = -1
+        if reason not in DNC_REASONS:
+            raise Reject(400, "Invalid reason code given")
+        self._add_dnc(contact, channel, reason, str(body.get("comments") or ""))
+        return json_response(200, {"contact": self._serialise(contact)})
+
+    def remove_dnc(self, request: httpx.Request, contact_id: str, channel: str) -> httpx.Response:
+        contact = self._contact(contact_id)
+        found = self._remove_dnc(contact, channel)
+        return json_response(200, {"recordFound": found, "contact": self._serialise(contact)})
+
+    # --- routes: segments and campaigns ---------------------------------------------------
+
+    def _segment_name(self, segment_id: int) -> str:
+        return self.segments[segment_id].replace("-", " ").title()
+
+    def list_segments(self, request: httpx.Request) -> httpx.Response:
+        """GET /api/segments?search=: a partial match on name and alias, as in Mautic."""
+        text = request.url.params.get("search", "").lower()
+        lists = {
+            str(sid): {"id": sid, "name": self._segment_name(sid), "alias": alias}
+            for sid, alias in sorted(self.segments.items())
+            if text in alias.lower() or text in self._segment_name(sid).lower()
+        }
+        return json_response(200, {"total": len(lists), "lists": lists})
+
+    def segment_membership(
+        self, request: httpx.Request, segment_id: str, contact_id: str, action: str
+    ) -> httpx.Response:
+        """Add/remove one contact; idempotent. Never enrols in segment-sourced campaigns."""
+        sid = int(segment_id)
+        if sid not in self.segments:
+            raise Reject(404, "Item was not found.")
+        contact = self._contact(contact_id, "Contact not found.")
+        members = self.segment_members.setdefault(sid, set())
+        if action == "add":
+            members.add(contact["id"])
+        else:
+            members.discard(contact["id"])
+        return json_response(200, {"success": 1})
+
+    def segment_bulk_add(self, request: httpx.Request, segment_id: str) -> httpx.Response:
+        sid = int(segment_id)
+        if sid not in self.segments:
+            raise Reject(404, "Item was not found.")
+        body = self._body(request)
+        details = {}
+        for raw in (body.get("ids") if isinstance(body, dict) else None) or []:
+            contact = self.contacts.get(int(raw))
+            if contact is not None:
+                self.segment_members.setdefault(sid, set()).add(contact["id"])
+            details[str(raw)] = {"success": contact is not None}
+        return json_response(200, {"success": 1, "details": details})
+
+    def campaign_membership(
+        self, request: httpx.Request, campaign_id: str, contact_id: str, action: str
+    ) -> httpx.Response:
+        """Always `{"success": 1}`. Re-adding a member starts a new rotation only if the
+        campaign allows restarts; a removed contact added again comes back (new rotation)."""
+        cid = int(campaign_id)
+        campaign = self.campaigns.get(cid)
+        if campaign is None:
+            raise Reject(404, "Item was not found.")
+        contact = self._contact(contact_id)
+        members = self.campaign_members.setdefault(cid, set())
+        key = (cid, contact["id"])
+        if action == "remove":
+            members.discard(contact["id"])
+        elif contact["id"] not in members:
+            members.add(contact["id"])
+            self.campaign_rotations[key] = self.campaign_rotations.get(key, 0) + 1
+        elif campaign.get("allow_restart"):
+            self.campaign_rotations[key] = self.campaign_rotations.get(key, 1) + 1
+        return json_response(200, {"success": 1})

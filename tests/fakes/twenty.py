@@ -1,0 +1,469 @@
+"""A stateful stand-in for Twenty CRM's REST API: people (with native upsert) and notes.
+
+It follows /work/shared/reference/twenty.md, section 5 ("How a faithful test double should
+behave"): Bearer auth, emails stored lowercased, a deliberately narrow filter grammar that
+fails loudly, upsert that matches soft-deleted people and restores them, 400 for unknown
+fields and SELECT values, and a 429 without Retry-After.
+"""
+
+import base64
+import copy
+import json
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from tests.fakes.faults import BadBody, Body, FakeService, Reject, json_response, read_body
+
+DEFAULT_CUSTOM_FIELDS = {
+    "plan": "TEXT",
+    "signupSource": "TEXT",
+    "marketingConsent": "BOOLEAN",
+    "churnReason": "TEXT",
+    "churnedAt": "DATE_TIME",
+    "lifecycleStage": "TEXT",
+}
+
+# Composite fields and the value a new person gets for each sub-field.
+COMPOSITES: dict[str, dict[str, Any]] = {
+    "name": {"firstName": "", "lastName": ""},
+    "emails": {"primaryEmail": "", "additionalEmails": None},
+    "phones": {
+        "primaryPhoneNumber": "",
+        "primaryPhoneCountryCode": "",
+        "primaryPhoneCallingCode": "",
+        "additionalPhones": None,
+    },
+    "linkedinLink": {"primaryLinkUrl": "", "primaryLinkLabel": "", "secondaryLinks": None},
+    "xLink": {"primaryLinkUrl": "", "primaryLinkLabel": "", "secondaryLinks": None},
+}
+SCALARS: dict[str, Any] = {"jobTitle": "", "avatarUrl": "", "position": None, "companyId": None}
+STANDARD_FIELDS = {"id", *COMPOSITES, *SCALARS}
+
+NOTE_FIELDS = {"id", "title", "body", "bodyV2", "position"}
+MAX_RECORDS = 60  # QUERY_MAX_RECORDS: the batch cap, and the cap on `limit`
+KNOWN_OBJECTS = {"people", "notes", "noteTargets", "batch", "metadata"}
+EMAIL_FILTER = re.compile(r"emails\.primaryEmail\[eq\]:(?P<value>.*)", re.DOTALL)
+ERROR_CLASSES = {
+    400: "BadRequestException",
+    401: "UnauthorizedException",
+    403: "ForbiddenException",
+    404: "NotFoundException",
+    500: "InternalServerErrorException",
+}
+
+
+def _timestamp(value: str | datetime) -> str:
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def _unquote(value: str) -> str:
+    """Strip one pair of "..." or '...', as Twenty's filter parser does."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+class FakeTwenty(FakeService):
+    """Twenty's `/rest/people`, `/rest/batch/people`, `/rest/notes` and `/rest/noteTargets`.
+
+    State is `people` (id -> stored record, soft-deleted ones included), `notes` and
+    `note_targets`. Custom fields and SELECT options are plain attributes, so a test can
+    remove a field to see how the client copes with Twenty's 400.
+    """
+
+    routes = (
+        ("GET", r"/rest/people", "list_people"),
+        ("POST", r"/rest/people", "create_person"),
+        ("GET", r"/rest/people/(?P<person_id>[^/]+)", "get_person"),
+        ("PATCH|PUT", r"/rest/people/(?P<person_id>[^/]+)", "update_person"),
+        ("DELETE", r"/rest/people/(?P<person_id>[^/]+)", "delete_person"),
+        ("PATCH", r"/rest/people/(?P<person_id>[^/]+)/restore", "restore_person"),
+        ("POST", r"/rest/batch/people", "create_people"),
+        ("POST", r"/rest/notes", "create_note"),
+        ("POST", r"/rest/noteTargets", "create_note_target"),
+    )
+
+    def __init__(
+        self,
+        base_url: str = "https://twenty.test",
+        api_key: str = "twenty-test-key",
+        *,
+        custom_fields: dict[str, str] | None = None,
+        select_options: dict[str, set[str]] | None = None,
+        rate_limit: int | None = None,
+        note_target_key: str = "targetPersonId",
+        batch_key: str = "createPeople",
+        clock: Callable[[], str | datetime] | None = None,
+    ) -> None:
+        super().__init__(base_url)
+        self.api_key = api_key
+        self.custom_fields = dict(DEFAULT_CUSTOM_FIELDS if custom_fields is None else custom_fields)
+        self.select_options = {k: set(v) for k, v in (select_options or {}).items()}
+        self.rate_limit = rate_limit
+        self.note_target_key = note_target_key
+        self.batch_key = batch_key  # "people" mimics servers before createPeople
+        self.clock = clock or self._utc_now
+        self.people: dict[str, dict] = {}
+        self.notes: dict[str, dict] = {}
+        self.note_targets: dict[str, dict] = {}
+        self._window_calls = 0
+        self._last_now: datetime | None = None
+
+    # --- helpers for tests ----------------------------------------------------------------
+
+    def person_by_email(self, email: str) -> dict | None:
+        """The stored person with this primary email (lowercased), soft-deleted included."""
+        wanted = email.strip().lower()
+        for person in self.people.values():
+            if person["emails"]["primaryEmail"] == wanted:
+                return person
+        return None
+
+    def add_person(self, email: str, **fields: Any) -> dict:
+        """Seed a person directly (no validation, no request logged); returns the record."""
+        body = {**fields, "emails": {"primaryEmail": email, **fields.get("emails", {})}}
+        return self._insert(self._normalise_emails(body))
+
+    def soft_delete(self, person_id: str) -> None:
+        """Delete the way Twenty's UI and DELETE do: the row stays, with `deletedAt` set."""
+        self.people[person_id]["deletedAt"] = self._now()
+
+    def reset_rate_limit(self) -> None:
+        """Start a new rate-limit window."""
+        self._window_calls = 0
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def error_body(self, status: int, message: str | None = None) -> Body:
+        if status == 429:
+            message = message or f"Limit reached ({self.rate_limit} tokens per 60000 ms)"
+        return {
+            "statusCode": status,
+            "error": ERROR_CLASSES.get(status, "HttpException"),
+            "messages": [message or httpx.codes.get_reason_phrase(status)],
+        }
+
+    def check_access(self, request: httpx.Request) -> httpx.Response | None:
+        """Bearer API key, then the per-workspace token bucket (which sends no Retry-After)."""
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return self.error(401, self.error_body(401, "Token invalid."))
+        if self.rate_limit is not None:
+            if self._window_calls >= self.rate_limit:
+                return self.error(429)
+            self._window_calls += 1
+        return None
+
+    def not_found(self, request: httpx.Request) -> httpx.Response:
+        """An unknown object name is a 400 from the REST controller; anything else a 404."""
+        match = re.fullmatch(r"/rest/(?P<name>[^/]+)(/.*)?", self.relative_path(request) or "")
+        if match and match["name"] not in KNOWN_OBJECTS:
+            name = match["name"]
+            hint = " Did you mean 'people'?" if name == "person" else ""
+            return self.error(400, self.error_body(400, f"object '{name}' not found.{hint}"))
+        message = f"Cannot {request.method} {request.url.path}"
+        return self.error(404, self.error_body(404, message))
+
+    def _utc_now(self) -> datetime:
+        """Real time, but strictly increasing, so an update never shares its create's stamp."""
+        now = datetime.now(UTC)
+        if self._last_now is not None and now <= self._last_now:
+            now = self._last_now + timedelta(microseconds=1)
+        self._last_now = now
+        return now
+
+    def _now(self) -> str:
+        return _timestamp(self.clock())
+
+    @staticmethod
+    def _body(request: httpx.Request) -> Any:
+        try:
+            return read_body(request)
+        except BadBody as exc:
+            raise Reject(400, f"Invalid JSON body: {exc}") from exc
+
+    # --- validation -----------------------------------------------------------------------
+
+    def _clean(self, body: Any) -> dict:
+        """Reject what Twenty rejects (unknown field, bad SELECT value, wrong type)."""
+        if not isinstance(body, dict):
+            raise Reject(400, "Invalid request body: expected an object")
+        for key, value in body.items():
+            if key not in STANDARD_FIELDS and key not in self.custom_fields:
+                raise Reject(400, f'Object person doesn\'t have any "{key}" field.')
+            if key == "id" and not _is_uuid(value):
+                raise Reject(400, f'Invalid UUID "{value}" for field "id"')
+            if key in COMPOSITES and value is not None:
+                if not isinstance(value, dict):
+                    raise Reject(400, f'Invalid value for composite field "{key}"')
+                for sub in value:
+                    if sub not in COMPOSITES[key]:
+                        raise Reject(400, f'Composite field "{key}" has no "{sub}" sub-field')
+            if key in self.custom_fields:
+                self._check_custom(key, value)
+        return self._normalise_emails(copy.deepcopy(body))
+
+    def _check_custom(self, key: str, value: Any) -> None:
+        if value is None:
+            return
+        kind = self.custom_fields[key]
+        if kind == "SELECT":
+            options = self.select_options.get(key, set())
+            if value not in options:
+                raise Reject(
+                    400, f'Invalid value "{value}" for field "{key}": not one of {sorted(options)}'
+                )
+            return
+        valid = {
+            "TEXT": lambda v: isinstance(v, str),
+            "BOOLEAN": lambda v: isinstance(v, bool),
+            "NUMBER": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+            "DATE_TIME": lambda v: isinstance(v, str) and self._parse_datetime(v) is not None,
+        }.get(kind, lambda v: True)
+        if not valid(value):
+            raise Reject(400, f'Invalid value "{value}" for field "{key}" of type {kind}')
+
+    @staticmethod
+    def _parse_datetime(value: str) -> datetime | None:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _normalise_emails(body: dict) -> dict:
+        """Twenty canonicalises emails on write: trimmed and lowercased."""
+        emails = body.get("emails")
+        if isinstance(emails, dict):
+            if isinstance(emails.get("primaryEmail"), str):
+                emails["primaryEmail"] = emails["primaryEmail"].strip().lower()
+            if isinstance(emails.get("additionalEmails"), list):
+                emails["additionalEmails"] = [
+                    e.strip().lower() if isinstance(e, str) else e
+                    for e in emails["additionalEmails"]
+                ]
+        return body
+
+    # --- state changes --------------------------------------------------------------------
+
+    def _insert(self, body: dict) -> dict:
+        now = self._now()
+        person: dict[str, Any] = {
+            "id": body.get("id") or str(uuid.uuid4()),
+            **copy.deepcopy(COMPOSITES),
+            **SCALARS,
+            **dict.fromkeys(self.custom_fields),
+            "createdAt": now,
+            "updatedAt": now,
+            "deletedAt": None,
+            "createdBy": {"source": "API", "workspaceMemberId": None, "name": "API key"},
+        }
+        self._apply(person, body)
+        self.people[person["id"]] = person
+        return person
+
+    def _apply(self, person: dict, body: dict) -> None:
+        """Write the given fields; fields not in the body are kept.
+
+        A partial composite (e.g. only `emails.primaryEmail`) keeps the other sub-fields.
+        The reference marks this [U]; the client relies on it, so the fake does it.
+        """
+        for key, value in body.items():
+            if key == "id":
+                continue
+            if key in COMPOSITES and isinstance(value, dict):
+                person[key] = {**person[key], **value}
+            elif self.custom_fields.get(key) == "DATE_TIME" and isinstance(value, str):
+                parsed = self._parse_datetime(value)  # stored and returned in UTC, like Twenty
+                person[key] = _timestamp(parsed) if parsed else value
+            else:
+                person[key] = value
+
+    def _email_owner(self, body: dict) -> dict | None:
+        email = (body.get("emails") or {}).get("primaryEmail")
+        return self.person_by_email(email) if email else None
+
+    def _create(self, body: dict, upsert: bool) -> dict:
+        """One record of POST /rest/people[?upsert=true]; raises Reject like Twenty."""
+        by_id = self.people.get(body["id"]) if body.get("id") else None
+        by_email = self._email_owner(body)
+        if not upsert:
+            if by_id or by_email:
+                raise Reject(400, "A duplicate entry was detected. Please check your data.")
+            return self._insert(body)
+        if by_id and by_email and by_id is not by_email:
+            raise Reject(
+                400,
+                "Multiple records found with the same unique field values for upsert "
+                "(UPSERT_MULTIPLE_MATCHING_RECORDS_CONFLICT)",
+            )
+        existing = by_id or by_email
+        if existing is None:
+            return self._insert(body)
+        self._apply(existing, body)  # createdAt and createdBy are kept
+        existing["deletedAt"] = None  # upsert restores a soft-deleted match
+        existing["updatedAt"] = self._now()
+        return existing
+
+    def _live_person(self, person_id: str) -> dict:
+        if not _is_uuid(person_id):
+            raise Reject(400, f'Invalid UUID "{person_id}"')
+        person = self.people.get(person_id)
+        if person is None or person["deletedAt"] is not None:
+            raise Reject(404, "Record not found")
+        return person
+
+    # --- routes ---------------------------------------------------------------------------
+
+    def list_people(self, request: httpx.Request) -> httpx.Response:
+        """GET /rest/people: only the exact-email filter; `limit` required; no deleted rows."""
+        params = request.url.params
+        limit = params.get("limit")
+        if limit is None:
+            raise Reject(400, "FakeTwenty: pass limit (Twenty's default varies by version)")
+        if not limit.isdigit():
+            raise Reject(400, f"Invalid limit value: {limit}")
+        for unsupported in ("starting_after", "ending_before"):
+            if unsupported in params:
+                raise Reject(400, f"FakeTwenty does not implement {unsupported}")
+        people = [p for p in self.people.values() if p["deletedAt"] is None]
+        if "filter" in params:
+            email = self._email_filter(params["filter"])
+            people = [p for p in people if p["emails"]["primaryEmail"] == email]
+        page = people[: min(int(limit), MAX_RECORDS)]
+        cursors = [base64.b64encode(json.dumps({"id": p["id"]}).encode()).decode() for p in page]
+        return json_response(
+            200,
+            {
+                "data": {"people": copy.deepcopy(page)},
+                "totalCount": len(people),
+                "pageInfo": {
+                    "hasNextPage": len(people) > len(page),
+                    "hasPreviousPage": False,
+                    "startCursor": cursors[0] if cursors else None,
+                    "endCursor": cursors[-1] if cursors else None,
+                },
+            },
+        )
+
+    @staticmethod
+    def _email_filter(text: str) -> str:
+        """Parse `emails.primaryEmail[eq]:"x"`; anything else fails (never matches all)."""
+        match = EMAIL_FILTER.fullmatch(text.strip())
+        if not match:
+            raise Reject(400, f"FakeTwenty only implements emails.primaryEmail[eq]: got {text}")
+        raw = match["value"]
+        value = _unquote(raw)
+        if value == raw and any(c in raw for c in ",()"):
+            # Unquoted, the value would be split into predicates at the comma or parenthesis.
+            raise Reject(400, f"Invalid filter: {text}")
+        return value
+
+    def get_person(self, request: httpx.Request, person_id: str) -> httpx.Response:
+        person = self._live_person(person_id)
+        return json_response(200, {"data": {"person": copy.deepcopy(person)}})
+
+    def create_person(self, request: httpx.Request) -> httpx.Response:
+        """POST /rest/people: 201 `createPerson`, also when `?upsert=true` updated a record."""
+        body = self._clean(self._body(request))
+        person = self._create(body, upsert=request.url.params.get("upsert") == "true")
+        return json_response(201, {"data": {"createPerson": copy.deepcopy(person)}})
+
+    def update_person(self, request: httpx.Request, person_id: str) -> httpx.Response:
+        person = self._live_person(person_id)
+        body = self._clean(self._body(request))
+        owner = self._email_owner(body)
+        if owner is not None and owner is not person:
+            raise Reject(400, "A duplicate entry was detected. Please check your data.")
+        self._apply(person, body)
+        person["updatedAt"] = self._now()
+        return json_response(200, {"data": {"updatePerson": copy.deepcopy(person)}})
+
+    def delete_person(self, request: httpx.Request, person_id: str) -> httpx.Response:
+        """DELETE is a soft delete: the email stays taken until the row is restored."""
+        person = self._live_person(person_id)
+        person["deletedAt"] = self._now()
+        return json_response(200, {"data": {"deletePerson": {"id": person["id"]}}})
+
+    def restore_person(self, request: httpx.Request, person_id: str) -> httpx.Response:
+        if not _is_uuid(person_id):
+            raise Reject(400, f'Invalid UUID "{person_id}"')
+        person = self.people.get(person_id)
+        if person is None:
+            raise Reject(404, "Record not found")
+        person["deletedAt"] = None
+        return json_response(200, {"data": {"restorePerson": copy.deepcopy(person)}})
+
+    def create_people(self, request: httpx.Request) -> httpx.Response:
+        """POST /rest/batch/people: at most 60 records, all or nothing."""
+        items = self._body(request)
+        if not isinstance(items, list):
+            raise Reject(400, "Batch body must be an array")
+        if len(items) > MAX_RECORDS:
+            raise Reject(400, f"Maximum number of records to upsert is {MAX_RECORDS}")
+        upsert = request.url.params.get("upsert") == "true"
+        snapshot = copy.deepcopy(self.people)
+        try:
+            people = [self._create(self._clean(item), upsert) for item in items]
+        except Reject:
+            self.people.clear()
+            self.people.update(snapshot)
+            raise
+        return json_response(201, {"data": {self.batch_key: copy.deepcopy(people)}})
+
+    def create_note(self, request: httpx.Request) -> httpx.Response:
+        body = self._body(request)
+        if not isinstance(body, dict):
+            raise Reject(400, "Invalid request body: expected an object")
+        for key in body:
+            if key not in NOTE_FIELDS:
+                raise Reject(400, f'Object note doesn\'t have any "{key}" field.')
+        now = self._now()
+        note = {
+            "id": body.get("id") or str(uuid.uuid4()),
+            "title": body.get("title", ""),
+            "bodyV2": body.get("bodyV2"),
+            "createdAt": now,
+            "updatedAt": now,
+            "deletedAt": None,
+        }
+        self.notes[note["id"]] = note
+        return json_response(201, {"data": {"createNote": copy.deepcopy(note)}})
+
+    def create_note_target(self, request: httpx.Request) -> httpx.Response:
+        """Only `note_target_key` links a person: the other spelling is an unknown field."""
+        body = self._body(request)
+        if not isinstance(body, dict):
+            raise Reject(400, "Invalid request body: expected an object")
+        for key in body:
+            if key not in {"id", "noteId", self.note_target_key}:
+                raise Reject(400, f'Object noteTarget doesn\'t have any "{key}" field.')
+        if body.get("noteId") not in self.notes:
+            raise Reject(400, f"Note {body.get('noteId')} not found")
+        person_id = body.get(self.note_target_key)
+        if person_id is not None and person_id not in self.people:
+            raise Reject(400, f"Person {person_id} not found")
+        target = {
+            "id": body.get("id") or str(uuid.uuid4()),
+            "noteId": body["noteId"],
+            self.note_target_key: person_id,
+            "createdAt": self._now(),
+        }
+        self.note_targets[target["id"]] = target
+        return json_response(201, {"data": {"createNoteTarget": copy.deepcopy(target)}})

@@ -1,0 +1,541 @@
+"""The fakes behave like the services in /work/shared/reference/*.md (section "How a faithful
+test double should behave"): statuses, envelopes, upsert semantics and quirks.
+
+Each test talks to a mounted fake through a plain httpx.Client, as a client under test would.
+"""
+
+import base64
+
+import httpx
+import pytest
+import respx
+
+from tests.fakes import FakeMautic, FakeSlackApi, FakeSlackWebhook, FakeTwenty
+
+TWENTY_AUTH = {"Authorization": "Bearer twenty-test-key"}
+MAUTIC_AUTH = {"Authorization": "Basic " + base64.b64encode(b"api-user:api-pass").decode()}
+SLACK_AUTH = {"Authorization": "Bearer xoxb-test-token"}
+UNKNOWN_UUID = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+def router():
+    with respx.mock(assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+def twenty(router) -> FakeTwenty:
+    fake = FakeTwenty(select_options={"tier": {"PRO", "FREE"}})
+    fake.custom_fields["tier"] = "SELECT"
+    fake.mount(router)
+    return fake
+
+
+@pytest.fixture
+def mautic(router) -> FakeMautic:
+    fake = FakeMautic()
+    fake.mount(router)
+    return fake
+
+
+@pytest.fixture
+def tw(twenty):
+    with httpx.Client(base_url=twenty.base_url, headers=TWENTY_AUTH) as client:
+        yield client
+
+
+@pytest.fixture
+def mc(mautic):
+    with httpx.Client(base_url=mautic.base_url, headers=MAUTIC_AUTH) as client:
+        yield client
+
+
+def upsert(tw: httpx.Client, email: str, **fields) -> httpx.Response:
+    body = {"emails": {"primaryEmail": email}, **fields}
+    return tw.post("/rest/people", params={"upsert": "true"}, json=body)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --- Twenty ---------------------------------------------------------------------------------
+
+
+def test_twenty_requires_the_bearer_key(twenty):
+    with httpx.Client(base_url=twenty.base_url) as anonymous:
+        response = anonymous.post("/rest/people", json={"emails": {"primaryEmail": "a@b.co"}})
+    assert response.status_code == 401
+    assert response.json()["statusCode"] == 401
+    assert twenty.people == {}
+
+
+def test_twenty_upsert_creates_with_equal_timestamps_and_a_lowercased_email(twenty, tw):
+    response = upsert(tw, "  Jane@Acme.COM ", name={"firstName": "Jane", "lastName": "Doe"})
+    assert response.status_code == 201
+    person = response.json()["data"]["createPerson"]
+    assert person["emails"]["primaryEmail"] == "jane@acme.com"
+    assert person["createdAt"] == person["updatedAt"]
+    assert twenty.person_by_email("JANE@acme.com")["id"] == person["id"]
+
+
+def test_twenty_upsert_updates_keeping_created_fields_and_unsent_fields(twenty, tw):
+    first = upsert(tw, "jane@acme.com", name={"firstName": "Jane", "lastName": "Doe"}, plan="free")
+    created = first.json()["data"]["createPerson"]
+    second = upsert(tw, "JANE@acme.com", plan="pro")
+    assert second.status_code == 201  # 201 on update too
+    person = second.json()["data"]["createPerson"]
+    assert person["id"] == created["id"] and len(twenty.people) == 1
+    assert person["createdAt"] == created["createdAt"] != person["updatedAt"]
+    assert person["createdBy"] == created["createdBy"]
+    assert (person["plan"], person["name"]["firstName"]) == ("pro", "Jane")
+
+
+def test_twenty_upsert_resurrects_a_soft_deleted_person(twenty, tw):
+    seeded = twenty.add_person("gone@acme.com", plan="free")
+    twenty.soft_delete(seeded["id"])
+    listed = tw.get(
+        "/rest/people", params={"filter": 'emails.primaryEmail[eq]:"gone@acme.com"', "limit": 1}
+    )
+    assert listed.json()["data"]["people"] == [] and listed.json()["totalCount"] == 0
+    person = upsert(tw, "gone@acme.com").json()["data"]["createPerson"]
+    assert person["id"] == seeded["id"] and person["deletedAt"] is None
+    assert person["plan"] == "free"
+
+
+def test_twenty_create_without_upsert_rejects_a_duplicate_email(twenty, tw):
+    twenty.add_person("jane@acme.com")
+    response = tw.post("/rest/people", json={"emails": {"primaryEmail": "Jane@acme.com"}})
+    assert response.status_code == 400
+    assert set(response.json()) == {"statusCode", "error", "messages"}
+
+
+def test_twenty_rejects_an_unknown_field_with_its_envelope(twenty, tw):
+    twenty.custom_fields.pop("plan")
+    response = upsert(tw, "jane@acme.com", plan="pro")
+    assert response.status_code == 400
+    assert response.json() == {
+        "statusCode": 400,
+        "error": "BadRequestException",
+        "messages": ['Object person doesn\'t have any "plan" field.'],
+    }
+    assert twenty.people == {}
+
+
+def test_twenty_select_fields_accept_only_their_options(tw):
+    assert upsert(tw, "a@acme.com", tier="pro").status_code == 400
+    assert upsert(tw, "a@acme.com", tier="PRO").status_code == 201
+    assert upsert(tw, "b@acme.com", marketingConsent="yes").status_code == 400  # BOOLEAN
+
+
+def test_twenty_list_filters_by_exact_email_and_fails_loudly_otherwise(twenty, tw):
+    twenty.add_person("jane@acme.com")
+    twenty.add_person("john@acme.com")
+    for quoted in ('"jane@acme.com"', "'jane@acme.com'", "jane@acme.com"):
+        params = {"filter": f"emails.primaryEmail[eq]:{quoted}", "limit": 5}
+        body = tw.get("/rest/people", params=params).json()
+        assert [p["emails"]["primaryEmail"] for p in body["data"]["people"]] == ["jane@acme.com"]
+        assert body["totalCount"] == 1 and body["pageInfo"]["hasNextPage"] is False
+    wrong_case = {"filter": 'emails.primaryEmail[eq]:"JANE@acme.com"', "limit": 5}
+    assert tw.get("/rest/people", params=wrong_case).json()["data"]["people"] == []
+    other_filter = {"filter": 'name.firstName[eq]:"Jane"', "limit": 5}
+    assert tw.get("/rest/people", params=other_filter).status_code == 400
+    no_limit = {"filter": 'emails.primaryEmail[eq]:"jane@acme.com"'}
+    assert tw.get("/rest/people", params=no_limit).status_code == 400
+
+
+def test_twenty_patch_checks_the_id(twenty, tw):
+    person = twenty.add_person("jane@acme.com")
+    assert tw.patch(f"/rest/people/{UNKNOWN_UUID}", json={"plan": "x"}).status_code == 404
+    assert tw.patch("/rest/people/42", json={"plan": "x"}).status_code == 400
+    response = tw.patch(f"/rest/people/{person['id']}", json={"plan": "pro"})
+    assert response.status_code == 200
+    assert response.json()["data"]["updatePerson"]["plan"] == "pro"
+
+
+def test_twenty_batch_caps_at_sixty_and_answers_create_people(twenty, tw):
+    items = [{"emails": {"primaryEmail": f"u{i}@acme.com"}} for i in range(61)]
+    assert tw.post("/rest/batch/people", json=items).status_code == 400
+    response = tw.post("/rest/batch/people", params={"upsert": "true"}, json=items[:60])
+    assert response.status_code == 201
+    assert len(response.json()["data"]["createPeople"]) == 60 == len(twenty.people)
+
+
+@pytest.mark.parametrize("accepted", ["targetPersonId", "personId"])
+def test_twenty_note_targets_accept_one_key_only(router, accepted):
+    twenty = FakeTwenty(note_target_key=accepted)
+    twenty.mount(router)
+    person = twenty.add_person("jane@acme.com")
+    with httpx.Client(base_url=twenty.base_url, headers=TWENTY_AUTH) as tw:
+        note = tw.post("/rest/notes", json={"title": "Churned", "bodyV2": {"markdown": "why"}})
+        note_id = note.json()["data"]["createNote"]["id"]
+        rejected = "personId" if accepted == "targetPersonId" else "targetPersonId"
+        wrong = tw.post("/rest/noteTargets", json={"noteId": note_id, rejected: person["id"]})
+        right = tw.post("/rest/noteTargets", json={"noteId": note_id, accepted: person["id"]})
+    assert wrong.status_code == 400 and f'"{rejected}"' in wrong.json()["messages"][0]
+    assert right.status_code == 201 and "createNoteTarget" in right.json()["data"]
+
+
+def test_twenty_rate_limit_is_a_429_without_retry_after(router):
+    twenty = FakeTwenty(rate_limit=2)
+    twenty.mount(router)
+    with httpx.Client(base_url=twenty.base_url, headers=TWENTY_AUTH) as tw:
+        statuses = [upsert(tw, "jane@acme.com").status_code for _ in range(3)]
+        limited = upsert(tw, "jane@acme.com")
+        twenty.reset_rate_limit()
+        after_reset = upsert(tw, "jane@acme.com")
+    assert statuses == [201, 201, 429]
+    assert "retry-after" not in limited.headers and limited.json()["statusCode"] == 429
+    assert after_reset.status_code == 201
+
+
+def test_twenty_unknown_routes_are_errors_not_silent_200s(tw):
+    wrong_object = tw.get("/rest/person", params={"limit": 1})
+    assert wrong_object.status_code == 400
+    assert "Did you mean 'people'?" in wrong_object.json()["messages"][0]
+    assert tw.get("/nothing/here").status_code == 404
+
+
+# --- Mautic ---------------------------------------------------------------------------------
+
+
+def test_mautic_auth_switches_and_credentials(mautic, mc):
+    assert mc.get("/api/contacts").headers["Mautic-Version"] == "5.1.0"
+    with httpx.Client(base_url=mautic.base_url, auth=("api-user", "wrong")) as bad:
+        wrong = bad.get("/api/contacts")
+    assert wrong.status_code == 401
+    assert wrong.json()["errors"][0]["message"] == "Authorization denied, invalid credentials."
+    mautic.basic_auth_enabled = False
+    disabled = mc.get("/api/contacts")
+    assert disabled.status_code == 403 and "Basic Auth disabled" in disabled.text
+    mautic.api_enabled = False
+    off = mc.get("/api/contacts")
+    assert off.status_code == 403 and off.json()["errors"][0]["type"] == "api_disabled"
+
+
+def test_mautic_oauth_tokens_are_issued_and_expire(mautic):
+    mautic.oauth_clients["client-1"] = "secret"
+    with httpx.Client(base_url=mautic.base_url) as client:
+        form = {"grant_type": "client_credentials", "client_id": "client-1"}
+        bad = client.post("/oauth/v2/token", data={**form, "client_secret": "nope"})
+        good = client.post("/oauth/v2/token", data={**form, "client_secret": "secret"})
+        headers = {"Authorization": f"Bearer {good.json()['access_token']}"}
+        before = client.get("/api/contacts", headers=headers)
+        mautic.expire_tokens()
+        after = client.get("/api/contacts", headers=headers)
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_client"
+    assert good.json()["expires_in"] == 3600 and good.json()["token_type"] == "bearer"
+    assert before.status_code == 200
+    assert after.status_code == 401 and after.json()["errors"][0]["type"] == "invalid_grant"
+
+
+def test_mautic_contacts_new_upserts_on_the_lowercased_email(mautic, mc):
+    created = mc.post("/api/contacts/new", json={"email": "Jane@Acme.com", "firstname": "Jane"})
+    assert created.status_code == 201
+    contact_id = created.json()["contact"]["id"]
+    assert created.headers["Location"].endswith(f"/api/contacts/{contact_id}")
+    updated = mc.post("/api/contacts/new", json={"email": "jane@acme.com", "plan": "pro"})
+    assert updated.status_code == 200 and updated.json()["contact"]["id"] == contact_id
+    assert len(mautic.contacts) == 1
+    assert mautic.contacts[contact_id]["fields"]["firstname"] == "Jane"
+
+
+def test_mautic_drops_unknown_aliases_and_lists_every_known_one(mautic, mc):
+    mautic.fields.discard("signup_source")
+    body = {"email": "jane@acme.com", "signup_source": "ads", "typo_field": "x"}
+    contact = mc.post("/api/contacts/new", json=body).json()["contact"]
+    assert contact["fields"]["all"] == {
+        "id": contact["id"],
+        "churn_reason": None,
+        "churned_at": None,
+        "email": "jane@acme.com",
+        "firstname": None,
+        "lastname": None,
+        "marketing_consent": None,
+        "plan": None,
+    }
+
+
+def test_mautic_blanks_and_false_do_not_overwrite(mautic, mc):
+    mc.post(
+        "/api/contacts/new", json={"email": "j@acme.com", "plan": "pro", "marketing_consent": True}
+    )
+    mc.post(
+        "/api/contacts/new", json={"email": "j@acme.com", "plan": "", "marketing_consent": False}
+    )
+    fields = mautic.contact_by_email("j@acme.com")["fields"]
+    assert (fields["plan"], fields["marketing_consent"]) == ("pro", True)
+    mc.post(
+        "/api/contacts/new", json={"email": "j@acme.com", "plan": "", "overwriteWithBlank": True}
+    )
+    assert mautic.contact_by_email("j@acme.com")["fields"]["plan"] == ""
+
+
+def test_mautic_tags_merge_and_minus_removes(mautic, mc):
+    mc.post("/api/contacts/new", json={"email": "j@acme.com", "tags": ["trial", "web"]})
+    reply = mc.post("/api/contacts/new", json={"email": "j@acme.com", "tags": "paid,-trial"})
+    assert mautic.contact_by_email("j@acme.com")["tags"] == {"web", "paid"}
+    assert sorted(t["tag"] for t in reply.json()["contact"]["tags"]) == ["paid", "web"]
+
+
+def test_mautic_inline_do_not_contact_adds_and_reason_zero_lifts(mautic, mc):
+    dnc = {"channel": "email", "reason": 3, "comments": "no consent"}
+    reply = mc.post("/api/contacts/new", json={"email": "j@acme.com", "doNotContact": [dnc]})
+    assert [(d["reason"], d["channel"]) for d in reply.json()["contact"]["doNotContact"]] == [
+        (3, "email")
+    ]
+    assert mautic.contact_by_email("j@acme.com")["dnc"] == [dnc]
+    lift = {"email": "j@acme.com", "doNotContact": [{"channel": "email", "reason": 0}]}
+    assert mc.post("/api/contacts/new", json=lift).json()["contact"]["doNotContact"] == []
+
+
+def test_mautic_lists_are_objects_keyed_by_id_with_a_string_total(mautic, mc):
+    contact_id = mautic.add_contact("jane@acme.com")
+    where = {"where[0][col]": "email", "where[0][expr]": "eq"}
+    found = mc.get("/api/contacts", params={**where, "where[0][val]": "jane@acme.com"}).json()
+    assert found["total"] == "1" and list(found["contacts"]) == [str(contact_id)]
+    none = mc.get("/api/contacts", params={**where, "where[0][val]": "x@acme.com"}).json()
+    assert none == {"total": "0", "contacts": {}}
+    empty = mc.get(f"/api/contacts/{contact_id}/segments").json()
+    assert empty == {"total": 0, "lists": {}}
+
+
+def test_mautic_segment_add_is_idempotent_and_enrols_in_no_campaign(mautic, mc):
+    contact_id = mautic.add_contact("jane@acme.com")
+    for _ in range(2):
+        reply = mc.post(f"/api/segments/1/contact/{contact_id}/add")
+        assert (reply.status_code, reply.json()) == (200, {"success": 1})
+    assert mautic.segment_members[1] == {contact_id}
+    assert all(not members for members in mautic.campaign_members.values())
+    lists = mc.get(f"/api/contacts/{contact_id}/segments").json()["lists"]
+    assert lists["1"]["alias"] == "active"
+    unknown_segment = mc.post(f"/api/segments/99/contact/{contact_id}/add")
+    unknown_contact = mc.post("/api/segments/1/contact/999/add")
+    assert unknown_segment.status_code == unknown_contact.status_code == 404
+    assert unknown_segment.json()["errors"][0]["message"] == "Item was not found."
+    assert unknown_contact.json()["errors"][0]["message"] == "Contact not found."
+
+
+@pytest.mark.parametrize(("allow_restart", "rotations"), [(True, 2), (False, 1)])
+def test_mautic_campaign_re_add_restarts_only_when_allowed(mautic, mc, allow_restart, rotations):
+    mautic.campaigns[10]["allow_restart"] = allow_restart
+    contact_id = mautic.add_contact("jane@acme.com")
+    for _ in range(2):
+        assert mc.post(f"/api/campaigns/10/contact/{contact_id}/add").json() == {"success": 1}
+    assert mautic.campaign_rotations[(10, contact_id)] == rotations
+    listed = mc.get(f"/api/contacts/{contact_id}/campaigns").json()
+    assert listed["total"] == 1 and listed["campaigns"]["10"]["manuallyAdded"] is True
+    assert mc.post(f"/api/campaigns/77/contact/{contact_id}/add").status_code == 404
+
+
+def test_mautic_dnc_endpoints(mautic, mc):
+    contact_id = mautic.add_contact("jane@acme.com")
+    zero = mc.post(f"/api/contacts/{contact_id}/dnc/email/add", json={"reason": 0})
+    assert zero.status_code == 400
+    assert zero.json()["errors"][0]["message"] == "Invalid reason code given"
+    added = mc.post(f"/api/contacts/{contact_id}/dnc/email/add", json={"comments": "manual"})
+    assert added.json()["contact"]["doNotContact"][0]["reason"] == 3
+    removed = mc.post(f"/api/contacts/{contact_id}/dnc/email/remove").json()
+    again = mc.post(f"/api/contacts/{contact_id}/dnc/email/remove").json()
+    assert (removed["recordFound"], again["recordFound"]) == (True, False)
+
+
+def test_mautic_patch_edit_with_another_contacts_email_merges_them(mautic, mc):
+    jane = mautic.add_contact("jane@acme.com", segments=[1])
+    other = mautic.add_contact("other@acme.com", plan="pro")
+    assert mc.patch("/api/contacts/999/edit", json={"plan": "x"}).status_code == 404
+    reply = mc.patch(f"/api/contacts/{other}/edit", json={"email": "jane@acme.com"})
+    assert reply.status_code == 200
+    assert list(mautic.contacts) == [jane] and mautic.merges == [(other, jane)]
+    assert mautic.contacts[jane]["fields"]["plan"] == "pro"
+
+
+def test_mautic_batch_new(mautic, mc):
+    too_many = mc.post("/api/contacts/batch/new", json=[{"email": f"{i}@a.co"} for i in range(201)])
+    assert too_many.status_code == 500
+    mautic.add_contact("old@acme.com")
+    reply = mc.post(
+        "/api/contacts/batch/new", json=[{"email": "new@acme.com"}, {"email": "old@acme.com"}]
+    )
+    assert reply.status_code == 201 and reply.json()["statusCodes"] == [201, 200]
+
+
+def test_mautic_hourly_rate_limit_and_unknown_routes(router):
+    mautic = FakeMautic(rate_limit=1)
+    mautic.mount(router)
+    with httpx.Client(base_url=mautic.base_url, headers=MAUTIC_AUTH) as mc:
+        assert mc.get("/api/contacts").status_code == 200
+        limited = mc.get("/api/contacts")
+        mautic.reset_rate_limit()
+        unknown = mc.get("/api/nothing")
+    assert limited.status_code == 429
+    assert limited.json()["errors"][0]["message"].startswith("You exceeded the rate limit of 1")
+    assert unknown.status_code == 404 and unknown.json()["errors"][0]["code"] == 404
+
+
+# --- Slack webhook --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hook(router) -> FakeSlackWebhook:
+    fake = FakeSlackWebhook()
+    fake.mount(router)
+    return fake
+
+
+def test_webhook_success_is_plain_text_ok(hook):
+    response = httpx.post(hook.url, json={"text": "hello"})
+    assert (response.status_code, response.text) == (200, "ok")
+    assert response.headers["content-type"].startswith("text/plain")
+    assert hook.messages == [{"text": "hello"}]
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        ("not json", "invalid_payload"),
+        ({"channel": "x"}, "no_text"),
+        ({"text": "t", "blocks": [{"type": "divider"}] * 51}, "invalid_blocks"),
+        (
+            {
+                "text": "t",
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}],
+            },
+            "invalid_blocks",
+        ),
+        (
+            {
+                "text": "t",
+                "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "x" * 151}}],
+            },
+            "invalid_blocks",
+        ),
+    ],
+    ids=["non-json", "no-text", "51-blocks", "long-section", "long-header"],
+)
+def test_webhook_rejects_bad_payloads(hook, payload, error):
+    if isinstance(payload, str):
+        response = httpx.post(hook.url, content=payload)
+    else:
+        response = httpx.post(hook.url, json=payload)
+    assert (response.status_code, response.text) == (400, error)
+    assert hook.messages == []
+
+
+def test_webhook_dead_states_and_unknown_paths(hook):
+    assert (
+        httpx.post("https://hooks.slack.com/services/T/B/other", json={"text": "x"}).text
+        == "no_service"
+    )
+    hook.archived = True
+    archived = httpx.post(hook.url, json={"text": "x"})
+    hook.revoked = True
+    revoked = httpx.post(hook.url, json={"text": "x"})
+    assert (archived.status_code, archived.text) == (410, "channel_is_archived")
+    assert (revoked.status_code, revoked.text) == (404, "no_service")
+
+
+def test_webhook_rate_limit_says_retry_after(router):
+    clock = Clock()
+    hook = FakeSlackWebhook(rate_limit_per_second=1, clock=clock)
+    hook.mount(router)
+    assert httpx.post(hook.url, json={"text": "1"}).status_code == 200
+    limited = httpx.post(hook.url, json={"text": "2"})
+    clock.now += 1.0
+    assert httpx.post(hook.url, json={"text": "3"}).status_code == 200
+    assert (limited.status_code, limited.headers["Retry-After"]) == (429, "1")
+    assert [m["text"] for m in hook.messages] == ["1", "3"]
+
+
+# --- Slack chat.postMessage -----------------------------------------------------------------
+
+
+@pytest.fixture
+def slack_api(router) -> FakeSlackApi:
+    fake = FakeSlackApi()
+    fake.mount(router)
+    return fake
+
+
+POST_MESSAGE = "https://slack.com/api/chat.postMessage"
+
+
+@pytest.mark.parametrize(
+    ("headers", "channel", "error"),
+    [
+        ({}, "C0123TEST", "not_authed"),
+        ({"Authorization": "Bearer xoxb-wrong"}, "C0123TEST", "invalid_auth"),
+        (SLACK_AUTH, "C0999NONE", "channel_not_found"),
+        (SLACK_AUTH, "C0456PRIV", "not_in_channel"),
+    ],
+)
+def test_post_message_errors_arrive_as_http_200(slack_api, headers, channel, error):
+    response = httpx.post(POST_MESSAGE, headers=headers, json={"channel": channel, "text": "x"})
+    assert (response.status_code, response.json()) == (200, {"ok": False, "error": error})
+    assert slack_api.messages == []
+
+
+def test_post_message_success_and_validation(slack_api):
+    ok = httpx.post(POST_MESSAGE, headers=SLACK_AUTH, json={"channel": "C0123TEST", "text": "hi"})
+    body = ok.json()
+    assert body["ok"] is True and body["channel"] == "C0123TEST" and body["ts"]
+    assert body["message"]["text"] == "hi"
+    no_text = httpx.post(POST_MESSAGE, headers=SLACK_AUTH, json={"channel": "C0123TEST"})
+    assert (no_text.status_code, no_text.json()["error"]) == (200, "no_text")
+    assert slack_api.messages == [{"channel": "C0123TEST", "text": "hi"}]
+    assert httpx.post("https://slack.com/api/chat.nope", headers=SLACK_AUTH).status_code == 404
+
+
+def test_post_message_rate_limit_is_a_429(router):
+    clock = Clock()
+    slack_api = FakeSlackApi(rate_limit_per_second=1, clock=clock)
+    slack_api.mount(router)
+    payload = {"channel": "C0123TEST", "text": "x"}
+    httpx.post(POST_MESSAGE, headers=SLACK_AUTH, json=payload)
+    limited = httpx.post(POST_MESSAGE, headers=SLACK_AUTH, json=payload)
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "1"
+    assert limited.json() == {"ok": False, "error": "ratelimited"}
+
+
+# --- injected faults ------------------------------------------------------------------------
+
+
+def test_a_status_fault_uses_the_services_envelope_and_changes_nothing(twenty, mautic, tw, mc):
+    twenty.fault(503, times=2)
+    mautic.fault(500, path_contains="/contacts/new")
+    assert [upsert(tw, "j@acme.com").status_code for _ in range(3)] == [503, 503, 201]
+    assert len(twenty.people) == 1 and len(twenty.requests) == 3
+    failed = mc.post("/api/contacts/new", json={"email": "j@acme.com"})
+    assert failed.status_code == 500 and failed.json()["errors"][0]["code"] == 500
+    assert mautic.contacts == {}
+
+
+def test_a_fault_can_carry_headers_and_a_text_or_json_body(hook, twenty, tw):
+    hook.fault(429, headers={"Retry-After": "7"}, body="slow down")
+    twenty.fault(400, body={"custom": True})
+    limited = httpx.post(hook.url, json={"text": "x"})
+    assert (limited.status_code, limited.headers["Retry-After"], limited.text) == (
+        429,
+        "7",
+        "slow down",
+    )
+    assert upsert(tw, "j@acme.com").json() == {"custom": True}
+    assert hook.messages == [] and twenty.people == {}
+
+
+def test_an_exception_fault_is_raised_with_the_request_and_logged(mautic, mc):
+    mautic.fault(exc=httpx.ReadTimeout, method="POST", path_contains="/campaigns/10/")
+    contact_id = mautic.add_contact("jane@acme.com")
+    assert mc.get(f"/api/contacts/{contact_id}/campaigns").status_code == 200  # not matched
+    with pytest.raises(httpx.ReadTimeout) as caught:
+        mc.post(f"/api/campaigns/10/contact/{contact_id}/add")
+    assert caught.value.request.url.path == f"/api/campaigns/10/contact/{contact_id}/add"
+    assert mautic.campaign_members[10] == set()
+    assert mc.post(f"/api/campaigns/10/contact/{contact_id}/add").status_code == 200
+    assert len(mautic.calls(method="POST", path_contains="/campaigns/10/")) == 2
+    assert len(mautic.calls()) == 3

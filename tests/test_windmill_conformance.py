@@ -1,0 +1,330 @@
+"""Does Windmill read our scripts the way we mean them? Checked offline, with Windmill's own tools.
+
+`windmill-parser-wasm-py` is the parser `wmill generate-metadata` uses to build a script's form
+and webhook schema; `windmill-cli` provides `wmill lint`. Both are pinned in
+tests/windmill/package.json; install them with `npm ci --prefix tests/windmill` (CI does).
+"""
+
+import ast
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / "tests" / "windmill"
+WMILL = TOOLS / "node_modules" / ".bin" / "wmill"
+GENERATOR = ROOT / "scripts" / "generate_metadata.py"
+
+# Resource types a script may take (as `param: c_twenty | None = None` with the TypedDict from
+# f/marketing/resources.py). Anything else typed as a bare class becomes a picker for a resource
+# type that does not exist: `payload: Any`, a TypedDict or pydantic payload, `tuple`, `set`.
+ALLOWED_RESOURCE_TYPES = {"c_twenty", "c_mautic", "c_slack_notify", "c_marketing_routing"}
+HANDLER = "f/marketing/handle_user_event.py"
+
+_spec = importlib.util.spec_from_file_location("generate_metadata", GENERATOR)
+assert _spec and _spec.loader
+gm = importlib.util.module_from_spec(_spec)
+sys.modules["generate_metadata"] = gm
+_spec.loader.exec_module(gm)
+
+_missing = (
+    "node is not installed"
+    if shutil.which("node") is None
+    else "Windmill's parser and CLI are not installed: run `npm ci --prefix tests/windmill`"
+    if not (TOOLS / "node_modules" / "windmill-parser-wasm-py").is_dir() or not WMILL.exists()
+    else None
+)
+needs_node = pytest.mark.skipif(_missing is not None, reason=_missing or "")
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+@pytest.fixture(scope="module")
+def scripts() -> list[str]:
+    found = [rel(p) for p in gm.script_files(ROOT)]
+    assert HANDLER in found, f"{HANDLER} is not deployed by wmill.yaml"
+    return found
+
+
+@pytest.fixture(scope="module")
+def signatures(scripts: list[str]) -> dict[str, dict[str, Any]]:
+    """{path: what Windmill's parser reads from it}."""
+    return gm.parse_scripts([ROOT / p for p in scripts], ROOT)
+
+
+def resource_names(typ: Any) -> list[str]:
+    """Every resource type a parsed parameter type asks Windmill for."""
+    found = []
+    if isinstance(typ, dict):
+        if isinstance(typ.get("resource"), str):
+            found.append(typ["resource"])
+        obj = typ.get("object")
+        if isinstance(obj, dict) and obj.get("name"):
+            found.append(obj["name"])  # a pydantic model or dataclass: object + resource picker
+        for value in typ.values():
+            if isinstance(value, dict | list):
+                found += resource_names(value)
+    elif isinstance(typ, list):
+        for value in typ:
+            found += resource_names(value)
+    return found
+
+
+def resource_problems(signature: dict[str, Any]) -> list[str]:
+    return [
+        f"parameter `{arg['name']}` asks for resource type {name!r}: Windmill shows a picker "
+        f"for a resource type that does not exist (type payloads as `dict` or flat scalars; "
+        f"resources as one of {sorted(ALLOWED_RESOURCE_TYPES)})"
+        for arg in signature.get("args", [])
+        for name in resource_names(arg["typ"])
+        if name not in ALLOWED_RESOURCE_TYPES
+    ]
+
+
+def main_function(path: str) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    tree = ast.parse((ROOT / path).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "main":
+            return node
+    return None
+
+
+# --- what Windmill's parser reads ------------------------------------------------------------
+
+
+@needs_node
+def test_every_script_parses(signatures: dict[str, dict[str, Any]]) -> None:
+    invalid = [
+        p for p, sig in signatures.items() if sig.get("type") == "Invalid" or "args" not in sig
+    ]
+    assert not invalid, f"Windmill's parser cannot read: {invalid}"
+
+
+@needs_node
+def test_scripts_have_main_and_modules_are_libs(signatures: dict[str, dict[str, Any]]) -> None:
+    for path, sig in signatures.items():
+        main = main_function(path)
+        if main is None:
+            assert sig["auto_kind"] == "lib", f"{path}: no main(), Windmill should see a library"
+            assert sig["args"] == [], path
+        else:
+            assert sig["auto_kind"] is None, f"{path} has main(), Windmill sees {sig['auto_kind']}"
+            assert isinstance(main, ast.FunctionDef), f"{path}: use `def main`, not `async def`"
+    assert signatures[HANDLER]["auto_kind"] is None, f"{HANDLER} must be a script (def main)"
+
+
+@needs_node
+def test_resource_parameters_use_known_resource_types(signatures: dict[str, Any]) -> None:
+    problems = [
+        f"{path}: {msg}" for path, sig in signatures.items() for msg in resource_problems(sig)
+    ]
+    assert not problems, "\n".join(problems)
+
+
+@needs_node
+def test_every_main_parameter_has_a_form_type(signatures: dict[str, dict[str, Any]]) -> None:
+    untyped = [
+        f"{path}: parameter `{arg['name']}` has no type Windmill understands (`type: ''`); "
+        f"use `X | None` rather than Optional[X], and dict rather than dict[str, Any]"
+        for path, sig in signatures.items()
+        for arg in sig["args"]
+        if arg["typ"] == "unknown"
+    ]
+    assert not untyped, "\n".join(untyped)
+
+
+@needs_node
+def test_handler_signature(signatures: dict[str, dict[str, Any]]) -> None:
+    sig = signatures[HANDLER]
+    args = {arg["name"]: arg for arg in sig["args"]}
+    required = [name for name, arg in args.items() if not arg["has_default"]]
+    assert required == ["event", "email"], f"only event and email may be required, got {required}"
+    from f.marketing.contract import EVENT_NAMES
+
+    assert args["event"]["typ"] == {"str": list(EVENT_NAMES)}, "event must be Literal[...events]"
+    assert args["email"]["typ"] == {"str": None}
+    assert args["dry_run"]["typ"] == "bool"
+    assert args["dry_run"]["has_default"] and args["dry_run"]["default"] is False
+    assert sig["has_preprocessor"] is False, "no preprocessor: webhook bodies map to main()"
+    for name, arg in args.items():
+        if resource_names(arg["typ"]):
+            assert arg["has_default"], f"resource parameter `{name}` must be optional"
+
+
+@needs_node
+def test_resource_check_catches_bad_payload_types(tmp_path: Path) -> None:
+    """The allow-list check above fails on the usual mistakes (a test of the test)."""
+    source = tmp_path / "bad.py"
+    source.write_text(
+        "from typing import Any, TypedDict\n"
+        "class UserEvent(TypedDict):\n    email: str\n"
+        "class c_twenty(TypedDict):\n    api_key: str\n"
+        "def main(payload: Any, event: UserEvent, twenty: c_twenty | None = None, t: tuple = ()):\n"
+        "    pass\n",
+        encoding="utf-8",
+    )
+    parsed = gm.parse_scripts([source], tmp_path)[source.name]
+    flagged = {p.split("`")[1] for p in resource_problems(parsed)}
+    assert flagged == {"payload", "event", "t"}
+
+
+# --- the committed metadata --------------------------------------------------------------------
+
+
+@needs_node
+def test_metadata_matches_the_scripts() -> None:
+    stale = [
+        rel(target)
+        for target, text in gm.planned_files(ROOT).items()
+        if not target.exists() or target.read_text(encoding="utf-8") != text
+    ]
+    assert not stale, (
+        f"stale or missing Windmill metadata: {stale}; "
+        "run `.venv/bin/python scripts/generate_metadata.py` and commit the result"
+    )
+
+
+@needs_node
+def test_generator_check_mode_passes() -> None:
+    done = subprocess.run(
+        [sys.executable, str(GENERATOR), "--check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@needs_node
+def test_metadata_schema_is_what_the_parser_infers(signatures: dict[str, Any]) -> None:
+    for path, sig in signatures.items():
+        meta = gm.load_yaml(gm.metadata_path(ROOT / path).read_text(encoding="utf-8"), path)
+        schema = meta["schema"]
+        names = [arg["name"] for arg in sig["args"]]
+        assert set(schema["properties"]) == set(names), path
+        assert schema["required"] == [a["name"] for a in sig["args"] if not a["has_default"]]
+        if names:  # main() order unless someone reordered the form by hand
+            assert sorted(schema["order"]) == sorted(names), f"{path}: `order` must list each field"
+        assert meta["kind"] == "script", path
+        assert bool(meta.get("has_preprocessor")) == sig["has_preprocessor"], path
+
+
+def test_every_script_has_metadata_and_no_metadata_is_orphaned() -> None:
+    config = gm.sync_config(ROOT)
+    missing, orphans, excluded_with_metadata = [], [], []
+    for py in sorted((ROOT / "f").rglob("*.py")):
+        has_meta = gm.metadata_path(py).exists()
+        if gm.is_synced(rel(py), config):
+            if not has_meta:
+                missing.append(rel(py))
+        elif has_meta:
+            excluded_with_metadata.append(rel(py))
+    for meta in sorted((ROOT / "f").rglob("*.script.yaml")):
+        if not meta.with_name(meta.name.removesuffix(".script.yaml") + ".py").exists():
+            orphans.append(rel(meta))
+    assert not missing, f"no .script.yaml (run scripts/generate_metadata.py): {missing}"
+    assert not orphans, f".script.yaml without its .py: {orphans}"
+    assert not excluded_with_metadata, (
+        f"excluded by wmill.yaml yet has metadata: {excluded_with_metadata}"
+    )
+
+
+@needs_node
+def test_wmill_lint_passes(tmp_path: Path) -> None:
+    """`wmill lint` needs no server; it runs on a copy so nothing it writes lands in the repo."""
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "f", copy / "f", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "wmill.yaml", copy / "wmill.yaml")
+    for extra in ROOT.glob("*.resource-type.yaml"):
+        shutil.copy2(extra, copy / extra.name)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path / "home"),
+        "NO_COLOR": "1",
+        # Any attempt to reach a server would fail fast instead of hanging.
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+    }
+    done = subprocess.run(
+        [str(WMILL), "lint", "--json"], cwd=copy, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    report = json.loads(done.stdout[done.stdout.index("{") :]) if "{" in done.stdout else {}
+    assert done.returncode == 0 and report.get("success"), done.stdout + done.stderr
+
+
+# --- wmill.yaml and the resource types ------------------------------------------------------
+
+
+def test_wmill_yaml_deploys_only_the_marketing_folder() -> None:
+    config = gm.sync_config(ROOT)
+    assert config["includes"] == ["f/marketing/**"]
+    deployed = {
+        "f/marketing/handle_user_event.py": True,
+        "f/marketing/resources.py": True,
+        "f/marketing/twenty.resource.yaml": True,
+        "f/marketing/conftest.py": False,
+        "f/marketing/__init__.py": False,
+        "f/marketing/test_handler.py": False,
+        "f/marketing/tests/test_handler.py": False,
+        "f/marketing/tests/fixtures/body.json": False,
+        "f/__init__.py": False,
+        "f/other/script.py": False,
+        "tests/test_windmill_conformance.py": False,
+        "tests/fakes/runner.py": False,
+        "scripts/generate_metadata.py": False,
+    }
+    wrong = {p: want for p, want in deployed.items() if gm.is_synced(p, config) != want}
+    assert not wrong, f"wmill.yaml includes/excludes get these wrong (path: should deploy): {wrong}"
+
+
+def test_wmill_yaml_sets_every_sync_option() -> None:
+    config = gm.sync_config(ROOT)
+    options = [
+        "skipSecrets", "skipVariables", "skipResources", "skipResourceTypes", "skipScripts",
+        "skipFlows", "skipApps", "skipFolders", "skipWorkspaceDependencies",
+        "skipDatatableMigrations", "includeSchedules", "includeTriggers", "includeUsers",
+        "includeGroups", "includeSettings", "includeKey", "locksRequired",
+    ]  # fmt: skip
+    unset = [o for o in options if not isinstance(config.get(o), bool)]
+    assert not unset, f"set these explicitly in wmill.yaml (the docs disagree on defaults): {unset}"
+    assert config["skipSecrets"] is True, "secrets are created in the Windmill UI, not committed"
+    # Configuration lives in Windmill: a push must never overwrite or delete it.
+    assert config["skipResources"] is True and config["skipVariables"] is True
+    # A synced resource type set deletes the workspace's other custom types: ours are pushed
+    # one by one with scripts/push_resource_types.
+    assert config["skipResourceTypes"] is True
+    if config["locksRequired"]:
+        unlocked = [
+            rel(meta)
+            for meta in (ROOT / "f").rglob("*.script.yaml")
+            if not gm.load_yaml(meta.read_text(encoding="utf-8")).get("lock")
+        ]
+        assert not unlocked, f"locksRequired is on but these have no lock: {unlocked}"
+
+
+def test_every_resource_type_is_committed_and_well_formed() -> None:
+    present = {
+        p.name.removesuffix(".resource-type.json"): p
+        for p in (ROOT / "f/marketing/resource_types").glob("*.resource-type.json")
+    }
+    assert set(present) == ALLOWED_RESOURCE_TYPES
+    for path in present.values():
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        assert set(spec) == {"description", "schema"}, path.name
+        assert spec["schema"].get("type") == "object", f"{path.name}: schema.type must be object"
+        assert isinstance(spec["schema"].get("properties"), dict), f"{path.name}: no properties"
+
+
+def test_resources_use_known_resource_types() -> None:
+    config = gm.sync_config(ROOT)
+    for path in sorted((ROOT / "f").rglob("*.resource.yaml")):
+        spec = gm.load_yaml(path.read_text(encoding="utf-8"), rel(path))
+        assert spec.get("resource_type") in ALLOWED_RESOURCE_TYPES, rel(path)
+        assert gm.is_synced(rel(path), config), f"{rel(path)} is not deployed by wmill.yaml"
