@@ -115,13 +115,22 @@ def test_a_missing_mautic_custom_field_is_an_error_not_silent_data_loss(services
         main(**registered())
 
 
-def test_a_campaign_add_that_may_have_landed_is_checked_before_it_is_repeated(services, windmill):
+@pytest.mark.parametrize(
+    "fault", [{"exc": httpx.ReadTimeout}, {"status": 500}, {"status": 502}], ids=str
+)
+@pytest.mark.parametrize("applied", [True, False], ids=["landed", "lost"])
+def test_a_campaign_add_that_may_have_landed_is_checked_before_it_is_repeated(
+    services, windmill, fault, applied
+):
+    """A campaign that allows restarts would send its sequence twice if the add were replayed."""
     services.mautic.campaigns[10]["allow_restart"] = True
-    services.mautic.fault(exc=httpx.ReadTimeout, path_contains="/campaigns/10/", method="POST")
-    main(**registered())
+    services.mautic.fault(**fault, applied=applied, path_contains="/campaigns/10/", method="POST")
+    assert main(**registered())["ok"] is True
     contact = services.mautic.contact_by_email(EMAIL)
     assert contact["id"] in services.mautic.campaign_members[10]
     assert services.mautic.campaign_rotations.get((10, contact["id"]), 1) == 1
+    adds = services.mautic.calls(method="POST", path_contains="/campaigns/10/")
+    assert len(adds) == (1 if applied else 2)
 
 
 def use_mautic_oauth(services, windmill) -> None:

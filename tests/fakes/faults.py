@@ -29,6 +29,7 @@ class Fault:
     body: Body = None
     method: str | None = None
     path_contains: str | None = None
+    applied: bool = False  # the service did the work, then the answer was lost or an error
 
     def matches(self, request: httpx.Request) -> bool:
         if self.method and request.method.upper() != self.method.upper():
@@ -159,13 +160,18 @@ class FakeService:
         body: Body = None,
         method: str | None = None,
         path_contains: str | None = None,
+        applied: bool = False,
     ) -> None:
         """Fail the next `times` matching requests with `status` (+ headers, body) or `exc`.
 
         The default body is the service's own error envelope for `status`; a dict body is
-        sent as JSON, a str as plain text. A faulted request changes no state.
+        sent as JSON, a str as plain text. A faulted request changes no state, unless
+        `applied`: then the service acts on it first and only the answer is lost (a read
+        timeout after the write, a 500 after the commit).
         """
-        self.faults.add(Fault(status, exc, times, dict(headers or {}), body, method, path_contains))
+        self.faults.add(
+            Fault(status, exc, times, dict(headers or {}), body, method, path_contains, applied)
+        )
 
     def calls(
         self, method: str | None = None, path_contains: str | None = None
@@ -227,6 +233,8 @@ class FakeService:
         request.read()
         self.requests.append(request)
         fault = self.faults.take(request)
+        if fault is not None and fault.applied:
+            self.handle(request)
         response = self._inject(fault, request) if fault else self.handle(request)
         for name, value in self.default_headers.items():
             response.headers.setdefault(name, value)
