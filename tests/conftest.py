@@ -1,5 +1,6 @@
 """Shared set-up: stateful stand-ins of Twenty, Mautic and Slack, and a mocked Windmill API."""
 
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,3 +102,16 @@ def windmill(tmp_path, monkeypatch, services) -> Windmill:
     wm.write()
     yield wm
     monkeypatch.setattr(wmill.client, "_client", None)
+
+
+def run_as_webhook(main, body: dict):
+    """Call `main` the way Windmill maps a webhook body onto it: body keys become arguments,
+    extra keys are dropped, missing ones arrive as None, and None takes the Python default."""
+    params = inspect.signature(main).parameters
+    args = {}
+    for name, param in params.items():
+        value = body.get(name)
+        if value is None and param.default is not inspect.Parameter.empty:
+            value = param.default
+        args[name] = value
+    return main(**args)

@@ -5,11 +5,13 @@ Assertions are on what each service holds after the run, and on the job's result
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
 from f.marketing.errors import ConfigError, InvalidEvent
 from f.marketing.handle_user_event import main
+from tests.conftest import run_as_webhook
 
 EMAIL = "jane.doe@acme.com"
 
@@ -397,3 +399,20 @@ def test_logs_say_what_happened_not_to_whom(services, windmill, caplog):
 
 def test_the_job_is_labelled_for_the_runs_page(services, windmill):
     assert main(**registered())["wm_labels"] == ["user.registered"]
+
+
+# --- as Windmill calls it -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("example", ["user_registered", "user_upgraded", "user_churned"], ids=str)
+def test_the_example_webhook_bodies_run_as_windmill_passes_them(services, windmill, example):
+    body = json.loads(Path(f"scripts/examples/{example}.json").read_text())
+    result = run_as_webhook(main, body)
+    assert result["ok"] is True
+    assert services.twenty.person_by_email(body["email"]) is not None
+
+
+def test_a_webhook_body_without_name_or_with_extra_keys_is_fine(services, windmill):
+    body = {k: v for k, v in registered().items() if k != "name"} | {"utm": "x", "id": "e1"}
+    assert run_as_webhook(main, body)["ok"] is True
+    assert services.twenty.person_by_email(EMAIL)["name"]["firstName"] == ""

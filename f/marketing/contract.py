@@ -40,6 +40,12 @@ def normalise_email(value: str) -> str:
     return email
 
 
+def split_name(name: str) -> tuple[str, str]:
+    """First word as first name, the rest as last name: the usual CRM import rule."""
+    first, _, last = name.strip().partition(" ")
+    return first, last.strip()
+
+
 def _trimmed(value: str) -> str:
     text = value.strip()
     if not text:

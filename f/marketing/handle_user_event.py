@@ -11,11 +11,7 @@ from typing import Literal
 
 from f.marketing.config import load_settings
 from f.marketing.contract import MODELS, fields_of, parse_event
-from f.marketing.mautic_client import MauticClient
-from f.marketing.notifications import Ledger
 from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
-from f.marketing.slack_client import SlackClient
-from f.marketing.twenty_client import TwentyClient
 from f.marketing.workflow import Context, run
 from f.marketing.workflow import plan as plan_steps
 
@@ -89,22 +85,11 @@ def main(
             "wm_labels": [parsed.event, "dry-run"],
         }
 
-    ctx = Context(
-        twenty=TwentyClient.from_settings(settings.twenty),
-        mautic=MauticClient.from_settings(settings.mautic),
-        slack=SlackClient.from_settings(settings.slack) if settings.slack else None,
-        ledger=Ledger.in_windmill() if settings.slack else None,
-    )
-    try:
+    with Context.connect(settings) as ctx:
         results = run(steps, ctx, parsed.event)
-    finally:
-        for client in (ctx.twenty.http, ctx.mautic.http, ctx.slack and ctx.slack.http):
-            if client:
-                client.close()
 
     labels = [parsed.event]
     for result in results:
-        log.info("%s %s: %s", result["service"], result["action"], result["status"])
         if result["status"] == "failed":
             notes.append(f"{result['service']} {result['action']} failed: {result['detail']}")
             labels.append(f"{result['service']}-failed")

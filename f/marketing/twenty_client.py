@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from f.marketing.config import TwentySettings
+from f.marketing.contract import split_name
 from f.marketing.http_client import DEFAULT_POLICY, RetryPolicy, ServiceHttp, json_body
 
 
@@ -28,18 +29,18 @@ def read_error(response: httpx.Response) -> str:
     if isinstance(body, dict):
         messages = body.get("messages") or body.get("message")
         if isinstance(messages, list) and messages:
-            return "; ".join(str(m) for m in messages)
+            text = "; ".join(str(m) for m in messages)
+            if "doesn't have any" in text:  # a custom field that does not exist (yet)
+                text += (
+                    " (create the field in Twenty: Settings > Data model > People, or map it "
+                    "to null in routing.fields.twenty)"
+                )
+            return text
         if isinstance(messages, str):
             return messages
         if body.get("error"):
             return str(body["error"])
     return response.text.strip()[:300] or response.reason_phrase
-
-
-def split_name(name: str) -> tuple[str, str]:
-    """First word as first name, the rest as last name: the usual CRM import rule."""
-    first, _, last = name.strip().partition(" ")
-    return first, last.strip()
 
 
 class TwentyClient:

@@ -5,6 +5,7 @@ Order is fixed: Twenty, then Mautic, then Slack; a failed Twenty or Mautic step 
 and nothing after it runs, so Slack is only reached after both succeeded.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -12,13 +13,15 @@ from typing import Any
 
 import httpx
 
-from f.marketing.config import Routing
-from f.marketing.contract import UserChurned, UserRegistered, UserUpgraded
+from f.marketing.config import Routing, Settings
+from f.marketing.contract import UserChurned, UserRegistered, UserUpgraded, split_name
 from f.marketing.errors import ConfigError, JobFailed, MarketingError, ServiceError
 from f.marketing.mautic_client import Contact, MauticClient
 from f.marketing.notifications import Ledger, Message, build_message, fingerprint, matching_rules
 from f.marketing.slack_client import SlackClient
 from f.marketing.twenty_client import TwentyClient
+
+log = logging.getLogger("f.marketing")
 
 Event = UserRegistered | UserUpgraded | UserChurned
 NEEDS_CONSENT = "only with marketing consent on record"
@@ -32,6 +35,24 @@ class Context:
     ledger: Ledger | None = None
     contact: Contact | None = None
     consent: bool = False  # consent on record, known once the Mautic contact is upserted
+
+    @classmethod
+    def connect(cls, settings: Settings) -> "Context":
+        return cls(
+            twenty=TwentyClient.from_settings(settings.twenty),
+            mautic=MauticClient.from_settings(settings.mautic),
+            slack=SlackClient.from_settings(settings.slack) if settings.slack else None,
+            ledger=Ledger.in_windmill() if settings.slack else None,
+        )
+
+    def __enter__(self) -> "Context":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.twenty.http.close()
+        self.mautic.http.close()
+        if self.slack:
+            self.slack.http.close()
 
 
 Outcome = tuple[str, str]  # (status, detail)
@@ -83,8 +104,8 @@ def _plan_registered(event: UserRegistered, routing: Routing) -> list[Step]:
     )
     contact = {"email": event.email}
     if event.name:
-        first, _, last = event.name.partition(" ")
-        contact |= {"firstname": first, "lastname": last.strip()}
+        first, last = split_name(event.name)
+        contact |= {"firstname": first, "lastname": last}
     contact |= _fields(
         (mf.plan, event.plan), (mf.source, event.source), (mf.consent, event.marketingConsent)
     )
@@ -388,6 +409,7 @@ def run(steps: list[Step], ctx: Context, event_name: str) -> list[dict[str, str]
         except Exception as exc:
             reason = safe_reason(exc)
             results.append(_result(step, "failed", reason))
+            log.warning("%s %s: failed", step.service, step.action)
             if not step.required:
                 continue
             not_run = [_result(s, "not run", "an earlier step failed") for s in steps[index + 1 :]]
@@ -396,6 +418,7 @@ def run(steps: list[Step], ctx: Context, event_name: str) -> list[dict[str, str]
                 {"event": event_name, "ok": False, "steps": results + not_run},
             ) from None
         results.append(_result(step, status, detail))
+        log.info("%s %s: %s", step.service, step.action, status)
     return results
 
 
