@@ -1,0 +1,66 @@
+"""The local run from the README: a dry run without credentials, a real run with them."""
+
+import json
+import runpy
+import sys
+
+import pytest
+import wmill.client
+
+SCRIPT = "scripts/run_local.py"
+
+
+def run_local(monkeypatch, *args: str) -> int:
+    monkeypatch.setattr(sys, "argv", [SCRIPT, *args])
+    monkeypatch.setattr(wmill.client, "_client", None)
+    # run_local sets both; registering them here restores them after the test.
+    monkeypatch.setenv("WM_MOCKED_API_FILE", "")
+    monkeypatch.setenv("WM_WORKSPACE", "local")
+    with pytest.raises(SystemExit) as finished:
+        runpy.run_path(SCRIPT, run_name="__main__")
+    return finished.value.code
+
+
+def test_without_credentials_it_prints_the_plan_and_calls_nothing(
+    services, monkeypatch, tmp_path, capsys
+):
+    code = run_local(monkeypatch, "--credentials", str(tmp_path / "none.json"))
+    out = capsys.readouterr().out
+    assert code == 0
+    assert '"dry_run": true' in out and "POST /rest/people?upsert=true" in out
+    assert services.total_calls == 0
+
+
+def test_with_credentials_it_runs_for_real(services, monkeypatch, tmp_path, capsys):
+    credentials = tmp_path / "credentials.local.json"
+    credentials.write_text(
+        json.dumps(
+            {
+                "f/marketing/twenty": {
+                    "base_url": services.twenty.base_url,
+                    "api_key": services.twenty.api_key,
+                },
+                "f/marketing/mautic": {
+                    "base_url": services.mautic.base_url,
+                    "username": services.mautic.username,
+                    "password": services.mautic.password,
+                },
+                "f/marketing/slack": {"webhook_url": services.slack.url},
+            }
+        )
+    )
+    code = run_local(
+        monkeypatch, "scripts/examples/user_churned.json", "--credentials", str(credentials)
+    )
+    assert code == 0
+    assert services.twenty.person_by_email("jane.doe@example.com")["churnReason"] == "too expensive"
+    assert len(services.slack.messages) == 1
+    assert services.twenty.api_key not in capsys.readouterr().out
+
+
+def test_a_failed_job_exits_non_zero_with_the_reason(services, monkeypatch, tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"event": "user.registered", "email": "nope"}))
+    code = run_local(monkeypatch, str(bad), "--credentials", str(tmp_path / "none.json"))
+    assert code == 1
+    assert "email: not a valid email address" in capsys.readouterr().err
