@@ -40,6 +40,21 @@ class Services:
         """Every request any service received, as 'METHOD path', in order."""
         return [f"{call.request.method} {call.request.url.path}" for call in self.router.calls]
 
+    def resources(self) -> dict[str, dict]:
+        """The Windmill resources that point the handler at these stand-ins."""
+        return {
+            "f/marketing/twenty": {
+                "base_url": self.twenty.base_url,
+                "api_key": self.twenty.api_key,
+            },
+            "f/marketing/mautic": {
+                "base_url": self.mautic.base_url,
+                "username": self.mautic.username,
+                "password": self.mautic.password,
+            },
+            "f/marketing/slack": {"webhook_url": self.slack.url},
+        }
+
     @property
     def total_calls(self) -> int:
         return len(self.router.calls)
@@ -85,19 +100,7 @@ def windmill(tmp_path, monkeypatch, services) -> Windmill:
     monkeypatch.delenv("BASE_INTERNAL_URL", raising=False)
     wm = Windmill(
         tmp_path / "mocked_api.json",
-        {
-            "f/marketing/twenty": {
-                "base_url": services.twenty.base_url,
-                "api_key": services.twenty.api_key,
-            },
-            "f/marketing/mautic": {
-                "base_url": services.mautic.base_url,
-                "username": services.mautic.username,
-                "password": services.mautic.password,
-            },
-            "f/marketing/slack": {"webhook_url": services.slack.url},
-            "f/marketing/routing": json.loads(json.dumps(ROUTING)),
-        },
+        {**services.resources(), "f/marketing/routing": json.loads(json.dumps(ROUTING))},
     )
     wm.write()
     yield wm

@@ -33,22 +33,7 @@ def test_without_credentials_it_prints_the_plan_and_calls_nothing(
 
 def test_with_credentials_it_runs_for_real(services, monkeypatch, tmp_path, capsys):
     credentials = tmp_path / "credentials.local.json"
-    credentials.write_text(
-        json.dumps(
-            {
-                "f/marketing/twenty": {
-                    "base_url": services.twenty.base_url,
-                    "api_key": services.twenty.api_key,
-                },
-                "f/marketing/mautic": {
-                    "base_url": services.mautic.base_url,
-                    "username": services.mautic.username,
-                    "password": services.mautic.password,
-                },
-                "f/marketing/slack": {"webhook_url": services.slack.url},
-            }
-        )
-    )
+    credentials.write_text(json.dumps(services.resources()))
     code = run_local(
         monkeypatch, "scripts/examples/user_churned.json", "--credentials", str(credentials)
     )
