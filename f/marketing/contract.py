@@ -62,17 +62,22 @@ def _iso_string_only(value: Any) -> Any:
     return value
 
 
-Email = Annotated[StrictStr, AfterValidator(normalise_email)]
-Text = Annotated[StrictStr, AfterValidator(_trimmed), Field(max_length=200)]
-Plan = Annotated[StrictStr, AfterValidator(_trimmed), Field(max_length=64)]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_string_only)]
+Email = Annotated[
+    StrictStr,
+    AfterValidator(normalise_email),
+    Field(max_length=254, json_schema_extra={"format": "email"}, description="The user's email"),
+]
+Text = Annotated[StrictStr, AfterValidator(_trimmed), Field(min_length=1, max_length=200)]
+Plan = Annotated[StrictStr, AfterValidator(_trimmed), Field(min_length=1, max_length=64)]
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_string_only),
+    Field(description="When it happened: ISO 8601 with a time zone, e.g. 2026-11-26T10:00:00Z"),
+]
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    email: Email
-    timestamp: Timestamp
 
     def body(self) -> dict[str, Any]:
         """The JSON body the webhook carries for this event."""
@@ -80,22 +85,36 @@ class _Event(BaseModel):
 
 
 class UserRegistered(_Event):
-    event: Literal["user.registered"] = "user.registered"
-    name: Text | None
-    plan: Plan
-    source: Text
-    marketingConsent: StrictBool
+    """A user signed up."""
+
+    event: Literal["user.registered"]
+    email: Email
+    name: Text | None = Field(description="Full name; null when unknown")
+    plan: Plan = Field(description="The plan signed up for, e.g. free, pro")
+    source: Text = Field(description="Where the signup came from, e.g. google-ads")
+    marketingConsent: StrictBool = Field(description="Whether the user agreed to marketing email")
+    timestamp: Timestamp
 
 
 class UserUpgraded(_Event):
-    event: Literal["user.upgraded"] = "user.upgraded"
+    """A user moved to another plan."""
+
+    event: Literal["user.upgraded"]
+    email: Email
     previousPlan: Plan
     newPlan: Plan
+    timestamp: Timestamp
 
 
 class UserChurned(_Event):
-    event: Literal["user.churned"] = "user.churned"
-    reason: Annotated[StrictStr, Field(max_length=2000)] | None
+    """A user left."""
+
+    event: Literal["user.churned"]
+    email: Email
+    reason: Annotated[StrictStr, Field(max_length=2000)] | None = Field(
+        description="Why the user left; null when unknown"
+    )
+    timestamp: Timestamp
 
 
 UserEvent = Annotated[UserRegistered | UserUpgraded | UserChurned, Field(discriminator="event")]
@@ -123,6 +142,17 @@ def parse_event(data: dict[str, Any]) -> UserRegistered | UserUpgraded | UserChu
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise InvalidEvent(name, [_describe(err) for err in exc.errors()]) from None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the three event bodies, for senders in other languages."""
+    schema = _ADAPTER.json_schema()
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "User lifecycle event",
+        "description": "The body of one webhook call to f/marketing/handle_user_event.",
+        **schema,
+    }
 
 
 def _describe(err: Any) -> str:
