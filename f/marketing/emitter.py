@@ -256,8 +256,10 @@ class Emitter:
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush within `timeout` (default: the exit timeout), then stop the sender."""
-        flushed = self.flush(self.exit_timeout if timeout is None else timeout)
         sender = self._sender
+        if sender.stop.is_set():
+            return sender.queue.unfinished_tasks == 0
+        flushed = self.flush(self.exit_timeout if timeout is None else timeout)
         sender.stop.set()
         left = sender.queue.unfinished_tasks
         if left:
