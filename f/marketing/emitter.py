@@ -220,7 +220,7 @@ class Emitter:
         item = _Item(str(uuid.uuid4()), event)
         if self.sync:
             return item.event_id if self._deliver(item).delivered else None
-        sender = self._current_sender()
+        sender = self._running_sender()
         try:
             sender.queue.put_nowait(item)
         except queue.Full:
@@ -244,6 +244,9 @@ class Emitter:
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued event is delivered or given up; False if `timeout` ran out."""
         sender = self._current_sender()
+        if not sender.queue.unfinished_tasks:
+            return True
+        sender = self._running_sender()
         deadline = time.monotonic() + max(0.0, timeout)
         done = sender.queue.all_tasks_done
         with done:
@@ -309,7 +312,12 @@ class Emitter:
         sender = self._sender
         if sender.pid != os.getpid():  # forked without the at-fork hook (uWSGI forks in C)
             sender = self._after_fork()
-        if not self.sync and (sender.thread is None or not sender.thread.is_alive()):
+        return sender
+
+    def _running_sender(self) -> _Sender:
+        """The sender, with its thread started on first use (and again if it ever died)."""
+        sender = self._current_sender()
+        if sender.thread is None or not sender.thread.is_alive():
             with self._lock:
                 if sender.thread is None or not sender.thread.is_alive():
                     sender.thread = threading.Thread(
