@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 import uuid
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -151,6 +152,21 @@ def test_a_500_is_retried_with_the_same_event_id(receiver, make_emitter):
     assert em.flush(5)
     assert [r.query["job_id"] for r in receiver.received] == [event_id] * 3
     assert em.stats().sent == 1 and em.stats().failed == 0
+
+
+def test_a_retry_refused_as_a_duplicate_job_means_the_first_attempt_landed(
+    receiver, make_emitter, caplog
+):
+    # The first answer is lost (client read timeout); Windmill then refuses the same job_id.
+    receiver.answers.append(Answer(hold=threading.Event()))
+    receiver.default = Answer(500, 'duplicate key value violates unique constraint "v2_job_pkey"')
+    em = make_emitter(receiver.url, policy=replace(FAST, timeout=httpx.Timeout(0.3)))
+    with caplog.at_level(logging.ERROR, logger="f.marketing.emitter"):
+        event_id = register(em)
+        assert em.flush(5)
+    assert {r.query["job_id"] for r in receiver.received} == {event_id}
+    assert em.stats().sent == 1 and em.stats().failed == 0
+    assert "not delivered" not in caplog.text
 
 
 def test_a_429_waits_as_long_as_retry_after_says(receiver, make_emitter):

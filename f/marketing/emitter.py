@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import threading
 import time
 import uuid
@@ -60,6 +61,7 @@ SYNC_POLICY = RetryPolicy(
 QUEUE_SIZE = 10_000
 EXIT_TIMEOUT = 2.0
 DROP_WARNING_INTERVAL = 10.0
+_ALREADY_QUEUED = re.compile(r"duplicate key|already exists", re.IGNORECASE)
 
 Event = UserRegistered | UserUpgraded | UserChurned
 
@@ -301,6 +303,11 @@ class Emitter:
                 json=item.event.body(),
             )
         except (ServiceError, httpx.HTTPError) as exc:
+            if isinstance(exc, ServiceError) and exc.status and _ALREADY_QUEUED.search(exc.detail):
+                # An earlier attempt landed and only its answer was lost: Windmill refuses a
+                # second job with the same id (a unique-key violation; its wording is [U]).
+                self._stats.sent += 1
+                return Delivery(item.event_id, True, job_id=item.event_id)
             self._stats.failed += 1
             reason = self._redact(str(exc)) if isinstance(exc, ServiceError) else type(exc).__name__
             log.error("event %s (%s) not delivered: %s", item.event_id, item.event.event, reason)
