@@ -154,19 +154,35 @@ def test_a_500_is_retried_with_the_same_event_id(receiver, make_emitter):
     assert em.stats().sent == 1 and em.stats().failed == 0
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "Bad request: Job with id 0190e7f2-0000-7000-8000-000000000000 already exists",
+        "SqlErr: error returned from database: duplicate key value violates unique constraint",
+    ],
+    ids=["checked", "raced"],
+)
 def test_a_retry_refused_as_a_duplicate_job_means_the_first_attempt_landed(
-    receiver, make_emitter, caplog
+    receiver, make_emitter, caplog, refusal
 ):
     # The first answer is lost (client read timeout); Windmill then refuses the same job_id.
     receiver.answers.append(Answer(hold=threading.Event()))
-    receiver.default = Answer(500, 'duplicate key value violates unique constraint "v2_job_pkey"')
+    receiver.default = Answer(400, refusal)
     em = make_emitter(receiver.url, policy=replace(FAST, timeout=httpx.Timeout(0.3)))
     with caplog.at_level(logging.ERROR, logger="f.marketing.emitter"):
         event_id = register(em)
         assert em.flush(5)
-    assert {r.query["job_id"] for r in receiver.received} == {event_id}
+    assert [r.query["job_id"] for r in receiver.received] == [event_id, event_id]
     assert em.stats().sent == 1 and em.stats().failed == 0
     assert "not delivered" not in caplog.text
+
+
+def test_other_400s_are_failures(receiver, make_emitter):
+    receiver.default = Answer(400, "Quota exceeded: too many jobs")
+    em = make_emitter(receiver.url)
+    register(em)
+    assert em.flush(5)
+    assert em.stats().failed == 1 and len(receiver.received) == 1
 
 
 def test_a_429_waits_as_long_as_retry_after_says(receiver, make_emitter):

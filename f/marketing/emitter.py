@@ -304,8 +304,10 @@ class Emitter:
             )
         except (ServiceError, httpx.HTTPError) as exc:
             if isinstance(exc, ServiceError) and exc.status and _ALREADY_QUEUED.search(exc.detail):
-                # An earlier attempt landed and only its answer was lost: Windmill refuses a
-                # second job with the same id (a unique-key violation; its wording is [U]).
+                # An earlier attempt landed and only its answer was lost. Windmill refuses a
+                # second job with the same id: 400 "Job with id <id> already exists", or, when
+                # two pushes race, 400 "... duplicate key value violates unique constraint"
+                # (windmill-queue push_inner; windmill-common error.rs).
                 self._stats.sent += 1
                 return Delivery(item.event_id, True, job_id=item.event_id)
             self._stats.failed += 1
