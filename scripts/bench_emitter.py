@@ -12,6 +12,7 @@ receiver down, which the bounded queue (10,000 events) must keep flat.
 import argparse
 import contextlib
 import gc
+import json
 import logging
 import statistics
 import sys
@@ -31,15 +32,7 @@ from f.marketing.emitter import Emitter
 
 PATH = "/api/w/bench/jobs/run/p/f/marketing/handle_user_event"
 TOKEN = "bench-token"
-BODY = {
-    "event": "user.registered",
-    "email": "jane@acme.com",
-    "name": "Jane Doe",
-    "plan": "pro",
-    "source": "ads",
-    "marketingConsent": True,
-    "timestamp": "2026-11-26T10:00:00Z",
-}
+BODY = json.loads((Path(__file__).parent / "examples" / "user_registered.json").read_text())
 
 
 def start_receiver(delay: float) -> ThreadingHTTPServer:
