@@ -349,9 +349,9 @@ class Emitter:
                 sender.queue.task_done()
 
     def _new_sender(self) -> _Sender:
+        stop = threading.Event()
         http = None
         if self._target is not None:
-            stop = threading.Event()
             http = ServiceHttp(
                 "Windmill",
                 self._target[0],
@@ -360,8 +360,7 @@ class Emitter:
                 policy=self._policy,
                 sleep=self._sleep or (time.sleep if self.sync else _interruptible(stop)),
             )
-            return _Sender(queue.Queue(self._queue_size), http, stop=stop)
-        return _Sender(queue.Queue(self._queue_size), http)
+        return _Sender(queue.Queue(self._queue_size), http, stop=stop)
 
     def _after_fork(self) -> _Sender:
         # The parent keeps and delivers what it queued; the child starts empty, with its own

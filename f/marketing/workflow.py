@@ -357,7 +357,6 @@ def _notify(event: Event, routing: Routing, slack_enabled: bool) -> Step:
     key = fingerprint(event)
 
     def run(ctx: Context) -> Outcome:
-        assert ctx.slack is not None
         return _post_once(ctx, key, message)
 
     return Step(
