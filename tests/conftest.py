@@ -107,9 +107,17 @@ def windmill(tmp_path, monkeypatch, services) -> Windmill:
     monkeypatch.setattr(wmill.client, "_client", None)
 
 
-def run_as_webhook(main, body: dict):
-    """Call `main` the way Windmill maps a webhook body onto it: body keys become arguments,
-    extra keys are dropped, missing ones arrive as None, and None takes the Python default."""
+def run_as_webhook(main, body):
+    """Call `main` the way a Windmill webhook does (windmill.md, "fake runner").
+
+    With a `preprocessor` in main's module, it gets `{"kind": "webhook", "body", ...}` and its
+    return value becomes the arguments; without one, the body's keys do. Either way extra keys
+    are dropped, missing ones arrive as None, and None takes the Python default.
+    """
+    preprocessor = getattr(inspect.getmodule(main), "preprocessor", None)
+    if preprocessor is not None:
+        event = {"kind": "webhook", "body": body, "raw_string": None, "query": {}, "headers": {}}
+        body = preprocessor(event)
     params = inspect.signature(main).parameters
     args = {}
     for name, param in params.items():

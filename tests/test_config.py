@@ -153,3 +153,33 @@ def test_each_resource_type_offers_exactly_the_fields_the_code_reads(type_name, 
     assert set(getattr(resources, type_name).__annotations__) == fields
     required = {n for n, f in getattr(config, model).model_fields.items() if f.is_required()}
     assert set(spec["schema"]["required"]) == required
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("plan", "Twenty reserves the name 'plan'.*'planCustom'"),
+        ("type", "Twenty reserves the name 'type'.*'typeCustom'"),
+        ("currency", "Twenty reserves the name 'currency'.*'currencyCustom'"),
+        ("Plan", "'Plan' is not a Twenty field name"),
+        ("signup_source", "'signup_source' is not a Twenty field name"),
+    ],
+)
+def test_a_twenty_field_name_twenty_refuses_is_refused_before_any_call(name, expected):
+    routing = {"fields": {"twenty": {"plan": name}}}
+    with pytest.raises(ConfigError, match=rf"fields\.twenty\.plan: Value error, {expected}"):
+        load_settings(TWENTY, MAUTIC, None, routing, reader=reader({}))
+
+
+def test_the_default_twenty_field_names_are_ones_twenty_accepts():
+    from f.marketing.config import TWENTY_RESERVED_NAMES, TwentyFields
+
+    names = set(TwentyFields().model_dump().values())
+    assert names == {
+        "subscriptionPlan",
+        "signupSource",
+        "marketingConsent",
+        "churnReason",
+        "churnedAt",
+    }
+    assert not names & TWENTY_RESERVED_NAMES

@@ -85,19 +85,21 @@ def test_twenty_upsert_creates_with_equal_timestamps_and_a_lowercased_email(twen
 
 
 def test_twenty_upsert_updates_keeping_created_fields_and_unsent_fields(twenty, tw):
-    first = upsert(tw, "jane@acme.com", name={"firstName": "Jane", "lastName": "Doe"}, plan="free")
+    first = upsert(
+        tw, "jane@acme.com", name={"firstName": "Jane", "lastName": "Doe"}, subscriptionPlan="free"
+    )
     created = first.json()["data"]["createPerson"]
-    second = upsert(tw, "JANE@acme.com", plan="pro")
+    second = upsert(tw, "JANE@acme.com", subscriptionPlan="pro")
     assert second.status_code == 201  # 201 on update too
     person = second.json()["data"]["createPerson"]
     assert person["id"] == created["id"] and len(twenty.people) == 1
     assert person["createdAt"] == created["createdAt"] != person["updatedAt"]
     assert person["createdBy"] == created["createdBy"]
-    assert (person["plan"], person["name"]["firstName"]) == ("pro", "Jane")
+    assert (person["subscriptionPlan"], person["name"]["firstName"]) == ("pro", "Jane")
 
 
 def test_twenty_upsert_resurrects_a_soft_deleted_person(twenty, tw):
-    seeded = twenty.add_person("gone@acme.com", plan="free")
+    seeded = twenty.add_person("gone@acme.com", subscriptionPlan="free")
     twenty.soft_delete(seeded["id"])
     listed = tw.get(
         "/rest/people", params={"filter": 'emails.primaryEmail[eq]:"gone@acme.com"', "limit": 1}
@@ -105,7 +107,7 @@ def test_twenty_upsert_resurrects_a_soft_deleted_person(twenty, tw):
     assert listed.json()["data"]["people"] == [] and listed.json()["totalCount"] == 0
     person = upsert(tw, "gone@acme.com").json()["data"]["createPerson"]
     assert person["id"] == seeded["id"] and person["deletedAt"] is None
-    assert person["plan"] == "free"
+    assert person["subscriptionPlan"] == "free"
 
 
 def test_twenty_create_without_upsert_rejects_a_duplicate_email(twenty, tw):
@@ -116,15 +118,27 @@ def test_twenty_create_without_upsert_rejects_a_duplicate_email(twenty, tw):
 
 
 def test_twenty_rejects_an_unknown_field_with_its_envelope(twenty, tw):
-    twenty.custom_fields.pop("plan")
-    response = upsert(tw, "jane@acme.com", plan="pro")
+    twenty.custom_fields.pop("subscriptionPlan")
+    response = upsert(tw, "jane@acme.com", subscriptionPlan="pro")
     assert response.status_code == 400
     assert response.json() == {
         "statusCode": 400,
         "error": "BadRequestException",
-        "messages": ['Object person doesn\'t have any "plan" field.'],
+        "messages": ['Object person doesn\'t have any "subscriptionPlan" field.'],
     }
     assert twenty.people == {}
+
+
+@pytest.mark.parametrize("name", ["plan", "type", "event", "currency", "workspaces"])
+def test_twenty_cannot_have_a_custom_field_with_a_reserved_name(name):
+    with pytest.raises(ValueError, match=f"custom field named '{name}'"):
+        FakeTwenty(custom_fields={name: "TEXT"})
+
+
+def test_twenty_refuses_plan_as_an_unknown_field(twenty, tw):
+    response = upsert(tw, "jane@acme.com", plan="pro")
+    assert response.status_code == 400
+    assert response.json()["messages"] == ['Object person doesn\'t have any "plan" field.']
 
 
 def test_twenty_select_fields_accept_only_their_options(tw):
@@ -151,11 +165,13 @@ def test_twenty_list_filters_by_exact_email_and_fails_loudly_otherwise(twenty, t
 
 def test_twenty_patch_checks_the_id(twenty, tw):
     person = twenty.add_person("jane@acme.com")
-    assert tw.patch(f"/rest/people/{UNKNOWN_UUID}", json={"plan": "x"}).status_code == 404
-    assert tw.patch("/rest/people/42", json={"plan": "x"}).status_code == 400
-    response = tw.patch(f"/rest/people/{person['id']}", json={"plan": "pro"})
+    assert (
+        tw.patch(f"/rest/people/{UNKNOWN_UUID}", json={"subscriptionPlan": "x"}).status_code == 404
+    )
+    assert tw.patch("/rest/people/42", json={"subscriptionPlan": "x"}).status_code == 400
+    response = tw.patch(f"/rest/people/{person['id']}", json={"subscriptionPlan": "pro"})
     assert response.status_code == 200
-    assert response.json()["data"]["updatePerson"]["plan"] == "pro"
+    assert response.json()["data"]["updatePerson"]["subscriptionPlan"] == "pro"
 
 
 def test_twenty_batch_caps_at_sixty_and_answers_create_people(twenty, tw):

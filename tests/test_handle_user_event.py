@@ -62,7 +62,7 @@ def test_registered_with_consent_lands_everywhere(services, windmill):
 
     person = services.twenty.person_by_email(EMAIL)
     assert person["name"] == {"firstName": "Jane", "lastName": "Doe"}
-    assert (person["plan"], person["signupSource"], person["marketingConsent"]) == (
+    assert (person["subscriptionPlan"], person["signupSource"], person["marketingConsent"]) == (
         "pro",
         "google-ads",
         True,
@@ -151,7 +151,7 @@ def test_upgraded_moves_plan_segments_and_starts_the_upgrade_sequence(services, 
     main(**registered())
     result = main(**upgraded())
 
-    assert services.twenty.person_by_email(EMAIL)["plan"] == "business"
+    assert services.twenty.person_by_email(EMAIL)["subscriptionPlan"] == "business"
     assert services.twenty.person_by_email(EMAIL)["name"]["firstName"] == "Jane"  # kept
     contact = services.mautic.contact_by_email(EMAIL)
     assert contact["fields"]["plan"] == "business"
@@ -180,7 +180,7 @@ def test_upgraded_for_someone_mautic_never_saw_is_kept_out_of_marketing(services
     assert [d["reason"] for d in contact["dnc"]] == [3]
     assert contact["id"] not in services.mautic.campaign_members[11]
     assert steps(result)["mautic mark do-not-contact"][0] == "done"
-    assert services.twenty.person_by_email(EMAIL)["plan"] == "business"
+    assert services.twenty.person_by_email(EMAIL)["subscriptionPlan"] == "business"
 
 
 # --- user.churned ---------------------------------------------------------------------------
@@ -317,12 +317,39 @@ def test_registration_without_consent_costs_two_calls(services, windmill):
         (registered(plan=None), "plan: required"),
         (upgraded(newPlan=""), "newPlan: required"),
         (churned(timestamp="last tuesday"), "timestamp:"),
+        (registered(event=["user.registered"]), "event: must be one of"),
+        (registered(event={"name": "user.registered"}), "event: must be one of"),
+        (registered(timestamp=0), "timestamp: must be an ISO 8601 date-time string"),
+        (registered(timestamp=False), "timestamp: must be an ISO 8601 date-time string"),
+        (registered(timestamp=[]), "timestamp: must be an ISO 8601 date-time string"),
+        (churned(timestamp={}), "timestamp: must be an ISO 8601 date-time string"),
     ],
 )
 def test_bad_input_fails_before_any_call(services, windmill, body, expected):
     with pytest.raises(InvalidEvent, match=expected):
         main(**body)
     assert services.total_calls == 0
+
+
+@pytest.mark.parametrize("via", ["form", "webhook"])
+def test_an_error_never_echoes_the_value_it_refuses(services, windmill, via):
+    body = registered(event="user.deleted-jane@acme.com")
+    with pytest.raises(InvalidEvent) as caught:
+        main(**body) if via == "form" else run_as_webhook(main, body)
+    assert "jane" not in str(caught.value) and "deleted" not in str(caught.value)
+    assert "event: must be one of" in str(caught.value)
+
+
+def test_a_long_name_or_source_is_cut_to_fit_and_noted_not_refused(services, windmill):
+    long_name = "Jane " + "x" * 300
+    result = main(**registered(name=long_name, source="s" * 250))
+
+    person = services.twenty.person_by_email(EMAIL)
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert person["name"]["lastName"] == contact["fields"]["lastname"] == "x" * 186
+    assert person["signupSource"] == contact["fields"]["signup_source"] == "s" * 191
+    assert "name: longer than 191 characters; stored the first 191" in result["notes"]
+    assert "source: longer than 191 characters; stored the first 191" in result["notes"]
 
 
 def test_a_missing_resource_fails_before_any_call(services, windmill):
@@ -345,7 +372,7 @@ def test_plan_values_are_mapped_for_a_twenty_select_field(services, windmill):
     windmill.resources["f/marketing/routing"]["fields"] = {"twenty_plan_values": {"pro": "PRO"}}
     windmill.write()
     main(**registered())
-    assert services.twenty.person_by_email(EMAIL)["plan"] == "PRO"
+    assert services.twenty.person_by_email(EMAIL)["subscriptionPlan"] == "PRO"
     assert services.mautic.contact_by_email(EMAIL)["fields"]["plan"] == "pro"
 
 
@@ -410,6 +437,34 @@ def test_the_example_webhook_bodies_run_as_windmill_passes_them(services, windmi
     result = run_as_webhook(main, body)
     assert result["ok"] is True
     assert services.twenty.person_by_email(body["email"]) is not None
+
+
+def test_a_webhook_body_cannot_turn_on_dry_run_or_bring_its_own_resources(services, windmill):
+    """Only the event's fields pass the preprocessor: the resources stay the workspace's."""
+    elsewhere = "https://hooks.slack.com/services/T666/B666/elsewhere"
+    body = registered() | {
+        "dry_run": True,
+        "slack": {"webhook_url": elsewhere},
+        "mautic": {"base_url": "https://mautic.attacker.test", "username": "u", "password": "p"},
+    }
+    result = run_as_webhook(main, body)
+
+    assert result["ok"] is True and "dry_run" not in result
+    assert services.mautic.contact_by_email(EMAIL) is not None
+    assert len(services.slack.messages) == 1
+    assert not [c for c in services.calls() if "T666" in c or "attacker" in c]
+
+
+def test_a_manual_run_keeps_its_dry_run_switch(services, windmill):
+    assert main(**registered(), dry_run=True)["dry_run"] is True
+    assert services.total_calls == 0
+
+
+@pytest.mark.parametrize("body", [["user.registered"], "user.registered", None], ids=str)
+def test_a_webhook_body_that_is_not_an_object_fails_before_any_call(services, windmill, body):
+    with pytest.raises(InvalidEvent, match="body: must be a JSON object"):
+        run_as_webhook(main, body)
+    assert services.total_calls == 0
 
 
 def test_a_webhook_body_without_name_or_with_extra_keys_is_fine(services, windmill):

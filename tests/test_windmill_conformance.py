@@ -154,10 +154,25 @@ def test_handler_signature(signatures: dict[str, dict[str, Any]]) -> None:
     assert args["email"]["typ"] == {"str": None}
     assert args["dry_run"]["typ"] == "bool"
     assert args["dry_run"]["has_default"] and args["dry_run"]["default"] is False
-    assert sig["has_preprocessor"] is False, "no preprocessor: webhook bodies map to main()"
+    assert sig["has_preprocessor"] is True, "webhook bodies go through preprocessor()"
     for name, arg in args.items():
         if resource_names(arg["typ"]):
             assert arg["has_default"], f"resource parameter `{name}` must be optional"
+
+
+@needs_node
+def test_the_preprocessor_takes_windmills_trigger_event() -> None:
+    """Windmill passes trigger calls as one `event` argument to a preprocessor whose signature
+    names it so (windmill-api trigger_helpers.rs picks that form); a `wm_trigger` parameter
+    would select the older form, with body keys as arguments."""
+    done = subprocess.run(
+        ["node", str(TOOLS / "wm_sig.mjs"), "--main-override", "preprocessor", HANDLER],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    sig = json.loads(done.stdout)[HANDLER]
+    assert [(a["name"], a["typ"], a["has_default"]) for a in sig["args"]] == [
+        ("event", {"object": {"name": None, "props": []}}, False)
+    ]
 
 
 @needs_node

@@ -4,6 +4,7 @@ Resources are read through `wmill`, so `WM_MOCKED_API_FILE` serves them in local
 are edited in Windmill's UI without a redeploy.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -104,12 +105,54 @@ class SlackRule(_Strict):
         return value
 
 
+# Names Twenty refuses for a custom field (twentyhq/twenty:
+# packages/twenty-shared/src/metadata/constants/reserved-metadata-name-keywords.constant.ts).
+# Its UI appends "Custom" to such a name, so a field labelled "Plan" is named `planCustom`.
+# fmt: off
+_TWENTY_CORE_OBJECTS = [
+    "approvedAccessDomain", "appToken", "billingCustomer", "billingEntitlement", "billingMeter",
+    "billingProduct", "billingSubscription", "billingSubscriptionItem", "featureFlag", "job",
+    "keyValuePair", "pageLayout", "pageLayoutTab", "pageLayoutWidget", "postgresCredential",
+    "twoFactorMethod", "user", "userWorkspace", "workspace", "role", "userWorkspaceRole",
+]
+TWENTY_RESERVED_NAMES = frozenset([
+    "plan", "plans", "event", "events", "field", "fields", "link", "links", "currency",
+    "currencies", "fullNames", "address", "addresses", "type", "types", "object", "objects",
+    "index", "relation", "relations", "aggregate",
+    *_TWENTY_CORE_OBJECTS, *(f"{name}s" for name in _TWENTY_CORE_OBJECTS),
+])
+# fmt: on
+_TWENTY_NAME = re.compile(r"[a-z][a-zA-Z0-9]*")
+
+
+def twenty_field_name(name: str | None) -> str | None:
+    """A name Twenty can have for a custom field: camelCase, and not one it reserves."""
+    if name is None:
+        return None
+    if name in TWENTY_RESERVED_NAMES:
+        raise ValueError(
+            f"Twenty reserves the name {name!r} and cannot have a field by that name; a field "
+            f"labelled {name[0].upper() + name[1:]!r} in Twenty is named '{name}Custom': use that "
+            f"(Settings > Data model > People shows each field's name)"
+        )
+    if not _TWENTY_NAME.fullmatch(name):
+        raise ValueError(
+            f"{name!r} is not a Twenty field name: camelCase letters and digits, starting "
+            f"with a lowercase letter (the name, not the label)"
+        )
+    return name
+
+
 class TwentyFields(_Strict):
-    plan: str | None = "plan"
+    """Names (not labels) of the People fields in Twenty; null leaves a field unwritten."""
+
+    plan: str | None = "subscriptionPlan"
     source: str | None = "signupSource"
     consent: str | None = "marketingConsent"
     churn_reason: str | None = "churnReason"
     churned_at: str | None = "churnedAt"
+
+    _names = field_validator("*")(twenty_field_name)
 
 
 class MauticFields(_Strict):

@@ -62,12 +62,28 @@ def _iso_string_only(value: Any) -> Any:
     return value
 
 
+# Longer text is cut, not refused: a signup must not be lost to a long name. 191 is the width of
+# Mautic's text columns (mautic/mautic: app/bundles/LeadBundle/Field/SchemaDefinition.php,
+# MAX_VARCHAR_LENGTH); a churn reason goes to a long-text field.
+TEXT_LIMITS = {"name": 191, "source": 191, "reason": 2000}
+
+
+def _cut_to(limit: int) -> AfterValidator:
+    return AfterValidator(lambda text: text[:limit].rstrip())
+
+
 Email = Annotated[
     StrictStr,
     AfterValidator(normalise_email),
     Field(max_length=254, json_schema_extra={"format": "email"}, description="The user's email"),
 ]
-Text = Annotated[StrictStr, AfterValidator(_trimmed), Field(min_length=1, max_length=200)]
+Name = Annotated[
+    StrictStr, Field(min_length=1), AfterValidator(_trimmed), _cut_to(TEXT_LIMITS["name"])
+]
+Source = Annotated[
+    StrictStr, Field(min_length=1), AfterValidator(_trimmed), _cut_to(TEXT_LIMITS["source"])
+]
+Reason = Annotated[StrictStr, _cut_to(TEXT_LIMITS["reason"])]
 Plan = Annotated[StrictStr, AfterValidator(_trimmed), Field(min_length=1, max_length=64)]
 Timestamp = Annotated[
     AwareDatetime,
@@ -89,9 +105,11 @@ class UserRegistered(_Event):
 
     event: Literal["user.registered"]
     email: Email
-    name: Text | None = Field(description="Full name; null when unknown")
+    name: Name | None = Field(description="Full name; null when unknown; cut to 191 characters")
     plan: Plan = Field(description="The plan signed up for, e.g. free, pro")
-    source: Text = Field(description="Where the signup came from, e.g. google-ads")
+    source: Source = Field(
+        description="Where the signup came from, e.g. google-ads; cut to 191 characters"
+    )
     marketingConsent: StrictBool = Field(description="Whether the user agreed to marketing email")
     timestamp: Timestamp
 
@@ -111,8 +129,8 @@ class UserChurned(_Event):
 
     event: Literal["user.churned"]
     email: Email
-    reason: Annotated[StrictStr, Field(max_length=2000)] | None = Field(
-        description="Why the user left; null when unknown"
+    reason: Reason | None = Field(
+        description="Why the user left; null when unknown; cut to 2000 characters"
     )
     timestamp: Timestamp
 
@@ -123,6 +141,10 @@ MODELS: dict[str, type[_Event]] = {
     "user.upgraded": UserUpgraded,
     "user.churned": UserChurned,
 }
+# Every key a webhook body may carry, across the three events, in contract order.
+BODY_FIELDS: tuple[str, ...] = tuple(
+    dict.fromkeys(name for model in MODELS.values() for name in model.model_fields)
+)
 _ADAPTER: TypeAdapter[UserRegistered | UserUpgraded | UserChurned] = TypeAdapter(UserEvent)
 
 
@@ -134,14 +156,22 @@ def fields_of(event: str) -> tuple[str, ...]:
 def parse_event(data: dict[str, Any]) -> UserRegistered | UserUpgraded | UserChurned:
     """Validate a webhook body; raise InvalidEvent naming each bad field, without echoing values."""
     name = data.get("event")
-    if name not in MODELS:
-        shown = name if isinstance(name, str) and len(name) <= 40 else None
-        got = f"got {shown!r}" if shown else "missing or not a string"
+    if not isinstance(name, str) or name not in MODELS:
+        got = "missing" if name is None else "got another value"
         raise InvalidEvent(None, [f"event: must be one of {', '.join(EVENT_NAMES)} ({got})"])
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
         raise InvalidEvent(name, [_describe(err) for err in exc.errors()]) from None
+
+
+def cut_fields(data: dict[str, Any]) -> list[str]:
+    """A note for each text field of the body that parsing cut to its limit."""
+    return [
+        f"{field}: longer than {limit} characters; stored the first {limit}"
+        for field, limit in TEXT_LIMITS.items()
+        if isinstance(data.get(field), str) and len(data[field].strip()) > limit
+    ]
 
 
 def json_schema() -> dict[str, Any]:

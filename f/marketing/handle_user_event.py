@@ -10,12 +10,25 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from f.marketing.config import load_settings
-from f.marketing.contract import MODELS, fields_of, parse_event
+from f.marketing.contract import BODY_FIELDS, MODELS, cut_fields, fields_of, parse_event
+from f.marketing.errors import InvalidEvent
 from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
 from f.marketing.workflow import Context, run
 from f.marketing.workflow import plan as plan_steps
 
 log = logging.getLogger("f.marketing")
+
+
+def preprocessor(event: dict) -> dict:
+    """Webhook and route calls: keep the event's own fields and drop everything else.
+
+    Without this, a body could set `dry_run` or carry its own `slack`, `mautic`... resource and
+    post to another workspace. Manual runs from the form skip it and keep those inputs.
+    """
+    body = event.get("body") if isinstance(event, dict) else None
+    if not isinstance(body, dict):
+        raise InvalidEvent(None, ["body: must be a JSON object with the event's fields"])
+    return {key: body.get(key) for key in BODY_FIELDS}
 
 
 def main(
@@ -65,15 +78,20 @@ def main(
         "previousPlan": previousPlan,
         "newPlan": newPlan,
         "reason": reason,
-        "timestamp": timestamp or datetime.now(UTC).isoformat(),
+        "timestamp": timestamp,
     }
     # The form sends untouched optional text fields as "", a webhook may too: both mean "not given".
     given = {key: None if value == "" else value for key, value in given.items()}
-    body = {key: given[key] for key in fields_of(event)} if event in MODELS else given
+    notes = []
+    if given["timestamp"] is None:
+        given["timestamp"] = datetime.now(UTC).isoformat()
+        notes.append("timestamp not given: used the job's start time")
+    known = isinstance(event, str) and event in MODELS
+    body = {key: given[key] for key in fields_of(event)} if known else given
     parsed = parse_event(body)
+    notes += cut_fields(body)
     settings = load_settings(twenty, mautic, slack, routing)
     steps = plan_steps(parsed, settings.routing, slack_enabled=settings.slack is not None)
-    notes = [] if timestamp else ["timestamp not given: used the job's start time"]
 
     if dry_run:
         log.info("%s: dry run, %d steps planned, no call made", parsed.event, len(steps))

@@ -17,10 +17,11 @@ from typing import Any
 
 import httpx
 
+from f.marketing.config import TWENTY_RESERVED_NAMES
 from tests.fakes.faults import BadBody, Body, FakeService, Reject, json_response, read_body
 
 DEFAULT_CUSTOM_FIELDS = {
-    "plan": "TEXT",
+    "subscriptionPlan": "TEXT",
     "signupSource": "TEXT",
     "marketingConsent": "BOOLEAN",
     "churnReason": "TEXT",
@@ -115,6 +116,10 @@ class FakeTwenty(FakeService):
         super().__init__(base_url)
         self.api_key = api_key
         self.custom_fields = dict(DEFAULT_CUSTOM_FIELDS if custom_fields is None else custom_fields)
+        reserved = sorted(set(self.custom_fields) & TWENTY_RESERVED_NAMES)
+        if reserved:
+            # The metadata API refuses these names, so no workspace can have such a field.
+            raise ValueError(f"Twenty cannot have a custom field named {reserved[0]!r}")
         self.select_options = {k: set(v) for k, v in (select_options or {}).items()}
         self.rate_limit = rate_limit
         self.note_target_key = note_target_key
