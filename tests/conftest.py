@@ -60,14 +60,35 @@ class Services:
         return len(self.router.calls)
 
 
+class Clock:
+    """Time for the stand-ins: it moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 @pytest.fixture
 def services(monkeypatch) -> Services:
-    """The three services, remembering what they were sent; waits between retries are skipped."""
-    sleeps: list[float] = []
-    monkeypatch.setattr("f.marketing.http_client.time.sleep", sleeps.append)
+    """The three services, remembering what they were sent; waits between retries are not
+    spent but recorded, and move the stand-ins' clock."""
+    clock = Clock()
+    monkeypatch.setattr("f.marketing.http_client.time.sleep", clock.sleep)
     with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
         fakes = Services(
-            FakeTwenty(), FakeMautic(), FakeSlackWebhook(), FakeSlackApi(), router, sleeps
+            FakeTwenty(monotonic=clock),
+            FakeMautic(),
+            FakeSlackWebhook(),
+            FakeSlackApi(),
+            router,
+            clock.sleeps,
         )
         fakes.twenty.mount(router)
         fakes.mautic.mount(router)

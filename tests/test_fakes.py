@@ -197,17 +197,24 @@ def test_twenty_note_targets_accept_one_key_only(router, accepted):
     assert right.status_code == 201 and "createNoteTarget" in right.json()["data"]
 
 
-def test_twenty_rate_limit_is_a_429_without_retry_after(router):
-    twenty = FakeTwenty(rate_limit=2)
+@pytest.mark.parametrize("newer", [False, True], ids=["older-server", "newer-server"])
+def test_twenty_rate_limit_is_a_token_bucket_per_minute(router, newer):
+    clock = Clock()
+    twenty = FakeTwenty(rate_limit=2, rate_limit_headers=newer, monotonic=clock)
     twenty.mount(router)
     with httpx.Client(base_url=twenty.base_url, headers=TWENTY_AUTH) as tw:
         statuses = [upsert(tw, "jane@acme.com").status_code for _ in range(3)]
         limited = upsert(tw, "jane@acme.com")
-        twenty.reset_rate_limit()
-        after_reset = upsert(tw, "jane@acme.com")
-    assert statuses == [201, 201, 429]
-    assert "retry-after" not in limited.headers and limited.json()["statusCode"] == 429
-    assert after_reset.status_code == 201
+        clock.now += 30  # one token back at 2 a minute
+        refilled = upsert(tw, "jane@acme.com")
+    assert statuses == [201, 201, 429] and refilled.status_code == 201
+    assert limited.json()["statusCode"] == 429
+    if newer:
+        assert limited.headers["Retry-After"] == "30"
+        assert limited.headers["X-RateLimit-Remaining"] == "0"
+        assert limited.json()["error"] == "RATE_LIMITED"
+    else:
+        assert "retry-after" not in limited.headers
 
 
 def test_twenty_unknown_routes_are_errors_not_silent_200s(tw):
@@ -262,7 +269,7 @@ def test_mautic_contacts_new_upserts_on_the_lowercased_email(mautic, mc):
 
 
 def test_mautic_drops_unknown_aliases_and_lists_every_known_one(mautic, mc):
-    mautic.fields.discard("signup_source")
+    mautic.fields.pop("signup_source")
     body = {"email": "jane@acme.com", "signup_source": "ads", "typo_field": "x"}
     contact = mc.post("/api/contacts/new", json=body).json()["contact"]
     assert contact["fields"]["all"] == {
@@ -277,15 +284,18 @@ def test_mautic_drops_unknown_aliases_and_lists_every_known_one(mautic, mc):
     }
 
 
-def test_mautic_blanks_and_false_do_not_overwrite(mautic, mc):
+def test_mautic_blanks_do_not_overwrite_but_a_boolean_false_does(mautic, mc):
     mc.post(
         "/api/contacts/new", json={"email": "j@acme.com", "plan": "pro", "marketing_consent": True}
     )
-    mc.post(
-        "/api/contacts/new", json={"email": "j@acme.com", "plan": "", "marketing_consent": False}
-    )
+    mc.post("/api/contacts/new", json={"email": "j@acme.com", "plan": "", "marketing_consent": ""})
     fields = mautic.contact_by_email("j@acme.com")["fields"]
     assert (fields["plan"], fields["marketing_consent"]) == ("pro", True)
+    mc.post(
+        "/api/contacts/new", json={"email": "j@acme.com", "plan": None, "marketing_consent": False}
+    )
+    fields = mautic.contact_by_email("j@acme.com")["fields"]
+    assert (fields["plan"], fields["marketing_consent"]) == ("pro", False)
     mc.post(
         "/api/contacts/new", json={"email": "j@acme.com", "plan": "", "overwriteWithBlank": True}
     )
@@ -305,7 +315,10 @@ def test_mautic_inline_do_not_contact_adds_and_reason_zero_lifts(mautic, mc):
     assert [(d["reason"], d["channel"]) for d in reply.json()["contact"]["doNotContact"]] == [
         (3, "email")
     ]
-    assert mautic.contact_by_email("j@acme.com")["dnc"] == [dnc]
+    stored = mautic.contact_by_email("j@acme.com")["dnc"]
+    assert [(d["channel"], d["reason"], d["comments"]) for d in stored] == [
+        ("email", 3, "no consent")
+    ]
     lift = {"email": "j@acme.com", "doNotContact": [{"channel": "email", "reason": 0}]}
     assert mc.post("/api/contacts/new", json=lift).json()["contact"]["doNotContact"] == []
 
@@ -359,6 +372,104 @@ def test_mautic_dnc_endpoints(mautic, mc):
     removed = mc.post(f"/api/contacts/{contact_id}/dnc/email/remove").json()
     again = mc.post(f"/api/contacts/{contact_id}/dnc/email/remove").json()
     assert (removed["recordFound"], again["recordFound"]) == (True, False)
+
+
+@pytest.mark.parametrize("via", ["endpoint", "inline"])
+@pytest.mark.parametrize(("stored", "kept"), [(1, True), (2, False), (3, False)])
+def test_mautic_dnc_add_rewrites_an_existing_entry_unless_it_is_an_unsubscribe(
+    mautic, mc, via, stored, kept
+):
+    original = {"channel": "email", "reason": stored, "comments": "set by Mautic"}
+    contact_id = mautic.add_contact("jane@acme.com", dnc=[original])
+    other = 3 if stored != 3 else 2
+    if via == "endpoint":
+        body = {"reason": other, "comments": "ours"}
+        mc.post(f"/api/contacts/{contact_id}/dnc/email/add", json=body)
+    else:
+        entry = {"channel": "email", "reason": other, "comments": "ours"}
+        mc.post("/api/contacts/new", json={"email": "jane@acme.com", "doNotContact": [entry]})
+    [entry] = mautic.contacts[contact_id]["dnc"]
+    expected = (stored, "set by Mautic") if kept else (other, "ours")
+    assert (entry["reason"], entry["comments"]) == expected
+
+
+def test_mautic_dnc_add_with_the_same_reason_changes_nothing(mautic, mc):
+    original = {"channel": "email", "reason": 3, "comments": "first"}
+    contact_id = mautic.add_contact("jane@acme.com", dnc=[original])
+    mc.post(f"/api/contacts/{contact_id}/dnc/email/add", json={"reason": 3, "comments": "second"})
+    assert mautic.contacts[contact_id]["dnc"][0]["comments"] == "first"
+
+
+@pytest.mark.parametrize(
+    ("segment", "permissions", "status"),
+    [
+        ({"published": True, "global": True, "owner": "marketing"}, {"lead:lists:viewother"}, 200),
+        ({"published": False, "global": True, "owner": "marketing"}, {"lead:lists:viewother"}, 403),
+        ({"published": True, "global": True, "owner": "marketing"}, set(), 200),
+        ({"published": True, "global": False, "owner": "marketing"}, set(), 403),
+        ({"published": False, "global": True, "owner": "marketing"}, set(), 403),
+        ({"published": False, "global": False, "owner": "api-user"}, set(), 200),
+    ],
+    ids=["published", "unpublished", "global", "private", "unpublished-global", "own"],
+)
+def test_mautic_segment_changes_need_a_segment_the_api_user_may_use(
+    mautic, mc, segment, permissions, status
+):
+    mautic.segments[1].update(segment)
+    mautic.permissions = permissions
+    contact_id = mautic.add_contact("jane@acme.com")
+    for change in ("add", "remove"):
+        reply = mc.post(f"/api/segments/1/contact/{contact_id}/{change}")
+        assert reply.status_code == status
+    if status == 403:
+        message = reply.json()["errors"][0]["message"]
+        assert message == "You do not have access to the requested area/action."
+
+
+@pytest.mark.parametrize(
+    ("campaign", "permissions", "listed", "status"),
+    [
+        ({"published": True, "owner": "marketing"}, {"campaign:campaigns:viewother"}, True, 200),
+        ({"published": False, "owner": "marketing"}, {"campaign:campaigns:viewother"}, False, 200),
+        ({"published": True, "owner": "marketing"}, set(), False, 403),
+        ({"published": True, "owner": "api-user"}, set(), True, 200),
+    ],
+    ids=["visible", "unpublished", "another-users", "own"],
+)
+def test_mautic_campaign_membership_reads(mautic, mc, campaign, permissions, listed, status):
+    """The contact's campaign list hides what the user may not see; the campaign's member
+    list shows every member or refuses outright."""
+    mautic.campaigns[10].update(campaign)
+    mautic.permissions = permissions
+    jane = mautic.add_contact("jane@acme.com", campaigns=[10])
+    john = mautic.add_contact("john@acme.com")
+    assert ("10" in mc.get(f"/api/contacts/{jane}/campaigns").json()["campaigns"]) is listed
+    where = {"where[0][col]": "lead_id", "where[0][expr]": "eq", "limit": 1}
+    jane_reply = mc.get("/api/campaigns/10/contacts", params={**where, "where[0][val]": jane})
+    john_reply = mc.get("/api/campaigns/10/contacts", params={**where, "where[0][val]": john})
+    assert jane_reply.status_code == john_reply.status_code == status
+    if status == 200:
+        assert jane_reply.json()["total"] == "1" and jane_reply.json()["contacts"][0]["lead_id"]
+        assert john_reply.json() == {"total": "0", "contacts": []}
+
+
+def test_mautic_campaign_member_list_leaves_out_manual_removals(mautic, mc):
+    jane = mautic.add_contact("jane@acme.com", campaigns=[10])
+    assert mc.post(f"/api/campaigns/10/contact/{jane}/remove").json() == {"success": 1}
+    assert mc.post("/api/campaigns/10/contact/999/remove").status_code == 404
+    assert mc.get("/api/campaigns/10/contacts").json()["total"] == "0"
+    assert (10, jane) in mautic.campaign_removed
+    mc.post(f"/api/campaigns/10/contact/{jane}/add")  # a removed contact added again is back
+    assert mautic.campaign_rotations[(10, jane)] == 2
+
+
+def test_mautic_campaign_member_list_answers_a_bad_column_as_200_with_errors(mautic, mc):
+    reply = mc.get(
+        "/api/campaigns/10/contacts",
+        params={"where[0][col]": "l.id", "where[0][expr]": "eq", "where[0][val]": "1"},
+    )
+    assert reply.status_code == 200 and "Unknown column" in reply.json()["errors"][0]["message"]
+    assert mc.get("/api/campaigns/77/contacts").status_code == 404
 
 
 def test_mautic_patch_edit_with_another_contacts_email_merges_them(mautic, mc):

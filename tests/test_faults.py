@@ -110,7 +110,7 @@ def test_an_unknown_segment_fails_at_once_with_mauticts_message(services, windmi
 
 
 def test_a_missing_mautic_custom_field_is_an_error_not_silent_data_loss(services, windmill):
-    services.mautic.fields.discard("signup_source")
+    services.mautic.fields.pop("signup_source")
     with pytest.raises(JobFailed, match="Mautic has no contact field signup_source"):
         main(**registered())
 
@@ -247,3 +247,65 @@ def test_chat_post_message_posts_to_the_channel(services, windmill):
         "done",
         "posted to channel C0123TEST",
     )
+
+
+# --- unreadable replies ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["<html>Maintenance</html>", {"contact": {}}, {"contact": {"id": 1}}],
+    ids=["html", "no-id", "no-fields"],
+)
+def test_an_unreadable_mautic_upsert_reply_is_retried(services, windmill, body):
+    """The upsert is safe to repeat: a 2xx that is not the JSON expected is tried again."""
+    services.mautic.fault(status=200, body=body, path_contains="/contacts/new")
+    assert main(**registered())["ok"] is True
+    assert len(services.mautic.calls(path_contains="/contacts/new")) == 2
+    assert len(services.mautic.contacts) == 1
+
+
+def test_an_unreadable_twenty_reply_is_retried_then_reported(services, windmill):
+    services.twenty.fault(status=201, body={"data": {}}, times=10)
+    with pytest.raises(JobFailed) as caught:
+        main(**registered())
+    assert "unreadable reply from Twenty" in str(caught.value)
+    assert "HTTP 201 after 4 attempts" in str(caught.value)
+    assert services.mautic.requests == []
+
+
+def test_an_unreadable_campaign_add_reply_is_checked_not_repeated(services, windmill):
+    """The add may have landed: membership is read before anything is sent again."""
+    services.mautic.campaigns[10]["allow_restart"] = True
+    services.mautic.fault(
+        status=200, body="", applied=True, method="POST", path_contains="/campaigns/10/"
+    )
+    assert main(**registered())["ok"] is True
+    contact_id = services.mautic.contact_by_email(EMAIL)["id"]
+    assert services.mautic.campaign_rotations[(10, contact_id)] == 1
+    assert len(services.mautic.calls(method="POST", path_contains="/campaigns/10/")) == 1
+
+
+# --- Twenty's rate limit --------------------------------------------------------------------
+
+
+def test_a_newer_twentys_429_is_waited_out_as_its_retry_after_says(services, windmill):
+    services.twenty.rate_limit = 50  # Twenty Cloud: 50 calls a minute
+    services.twenty.rate_limit_headers = True
+    services.twenty.exhaust_rate_limit()
+    assert main(**registered())["ok"] is True
+    assert services.twenty.person_by_email(EMAIL) is not None
+    assert len(services.twenty.requests) == 2
+    assert 2.0 <= services.sleeps[0] <= 2.25  # Retry-After: 2 (60 s / 50), plus jitter
+
+
+def test_an_older_twentys_bare_429_gets_exponential_backoff(services, windmill):
+    services.twenty.rate_limit = 100
+    services.twenty.exhaust_rate_limit()
+    assert main(**registered())["ok"] is True
+    # No hint from the server: waits of 0.25-0.5 s, then 0.5-1 s... until a token is back
+    # (0.6 s at 100 a minute).
+    assert len(services.twenty.requests) == len(services.sleeps) + 1 >= 2
+    for attempt, waited in enumerate(services.sleeps, start=1):
+        assert 0.25 * 2 ** (attempt - 1) <= waited <= 0.5 * 2 ** (attempt - 1)
+    assert sum(services.sleeps) >= 0.6

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from f.marketing.errors import ConfigError, InvalidEvent
+from f.marketing.errors import ConfigError, InvalidEvent, JobFailed
 from f.marketing.handle_user_event import main
 from tests.conftest import run_as_webhook
 
@@ -213,13 +213,102 @@ def test_churned_without_consent_gets_no_win_back(services, windmill):
     assert contact["id"] not in services.mautic.segment_members[5]
 
 
-def test_a_returning_user_leaves_the_churned_segment(services, windmill):
+@pytest.mark.parametrize(
+    "back",
+    [registered(timestamp="2027-01-05T10:00:00Z"), upgraded(timestamp="2027-01-05T10:00:00Z")],
+    ids=lambda b: b["event"],
+)
+def test_a_returning_user_leaves_the_churned_segment_and_the_win_back(services, windmill, back):
     main(**registered())
     main(**churned())
-    main(**registered(timestamp="2027-01-05T10:00:00Z"))
+    contact_id = services.mautic.contact_by_email(EMAIL)["id"]
+    assert contact_id in services.mautic.campaign_members[12]
+
+    main(**back)
+    assert contact_id not in services.mautic.segment_members[5]
+    assert contact_id not in services.mautic.campaign_members[12], "win-back mails stop"
+    assert contact_id in services.mautic.segment_members[1]
+
+
+def test_a_user_who_never_churned_is_not_taken_out_of_the_win_back(services, windmill):
+    main(**registered())
+    result = main(**upgraded())
+    assert steps(result)["mautic remove from win-back campaign 12"] == (
+        "skipped",
+        "not in a churned segment",
+    )
+    assert services.mautic.calls(path_contains="/campaigns/12/") == []
+
+
+# --- campaign membership --------------------------------------------------------------------
+
+
+def test_membership_is_read_from_the_campaign_so_an_unpublished_one_is_not_restarted(
+    services, windmill
+):
+    """GET /api/contacts/{id}/campaigns hides unpublished campaigns; re-adding a member of one
+    that allows restarts would send the sequence again once it is published."""
+    main(**registered())
+    services.mautic.campaigns[10]["published"] = False
+    result = main(**registered())
+    contact_id = services.mautic.contact_by_email(EMAIL)["id"]
+    assert services.mautic.campaign_rotations[(10, contact_id)] == 1
+    assert steps(result)["mautic add to onboarding campaign 10"] == (
+        "skipped",
+        "already in the campaign",
+    )
+
+
+def test_an_api_user_that_cannot_see_the_campaign_fails_loudly_instead_of_restarting_it(
+    services, windmill
+):
+    main(**registered())
+    services.mautic.permissions.discard("campaign:campaigns:viewother")
+    with pytest.raises(JobFailed) as caught:
+        main(**registered())
+    contact_id = services.mautic.contact_by_email(EMAIL)["id"]
+    assert services.mautic.campaign_rotations[(10, contact_id)] == 1, "no second sequence"
+    message = str(caught.value)
+    assert "HTTP 403" in message and "Campaigns: View Others" in message
+    assert "campaign:campaigns:viewother" in message
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"published": False}, {"global": False}],
+    ids=["unpublished", "not-visible-to-others"],
+)
+def test_a_segment_the_api_user_may_not_use_fails_the_job_saying_why(services, windmill, change):
+    services.mautic.segments[3].update(change)
+    services.mautic.permissions.discard("lead:lists:viewother")
+    with pytest.raises(JobFailed) as caught:
+        main(**registered())
+    message = str(caught.value)
+    assert "add to segment 3 failed (HTTP 403)" in message
+    assert "segment 3 is unpublished, or the Mautic API user may not use it" in message
+    assert "Segments: View Others" in message
+
+
+# --- blanks ---------------------------------------------------------------------------------
+
+
+def test_a_one_word_name_keeps_the_stored_last_name_in_both(services, windmill):
+    main(**registered())
+    main(**registered(name="Janet", timestamp="2026-11-28T10:00:00Z"))
+    person = services.twenty.person_by_email(EMAIL)
     contact = services.mautic.contact_by_email(EMAIL)
-    assert contact["id"] not in services.mautic.segment_members[5]
-    assert contact["id"] in services.mautic.segment_members[1]
+    assert person["name"] == {"firstName": "Janet", "lastName": "Doe"}
+    assert (contact["fields"]["firstname"], contact["fields"]["lastname"]) == ("Janet", "Doe")
+
+
+def test_a_churn_without_reason_keeps_the_stored_reason_in_both(services, windmill):
+    main(**registered())
+    main(**churned())
+    main(**churned(reason=None, timestamp="2027-02-01T10:00:00Z"))
+    person = services.twenty.person_by_email(EMAIL)
+    contact = services.mautic.contact_by_email(EMAIL)
+    assert person["churnReason"] == contact["fields"]["churn_reason"] == "too expensive"
+    assert person["churnedAt"].startswith("2027-02-01T10:00:00")
 
 
 # --- idempotency ----------------------------------------------------------------------------
@@ -262,6 +351,7 @@ def test_a_re_run_after_a_crash_finishes_the_job_without_repeating_it(services, 
 
 def test_calls_per_event(services, windmill):
     """The budget of calls per event; each upsert is one call, never a look-up-then-create."""
+    slack = "POST /services/T000TEST/B000TEST/s3cr3tW3bh00kT0k3n"
     main(**registered())
     assert services.calls() == [
         "POST /rest/people",
@@ -269,7 +359,7 @@ def test_calls_per_event(services, windmill):
         "POST /api/segments/1/contact/1/add",
         "POST /api/segments/3/contact/1/add",
         "POST /api/campaigns/10/contact/1/add",
-        "POST /services/T000TEST/B000TEST/s3cr3tW3bh00kT0k3n",
+        slack,
     ]
     before = len(services.calls())
 
@@ -277,11 +367,12 @@ def test_calls_per_event(services, windmill):
     assert services.calls()[before:] == [
         "POST /rest/people",
         "POST /api/contacts/new",
+        "GET /api/contacts/1/segments",
         "POST /api/segments/3/contact/1/remove",
         "POST /api/segments/4/contact/1/add",
-        "GET /api/contacts/1/campaigns",
+        "GET /api/campaigns/11/contacts",
         "POST /api/campaigns/11/contact/1/add",
-        "POST /services/T000TEST/B000TEST/s3cr3tW3bh00kT0k3n",
+        slack,
     ]
     before = len(services.calls())
 
@@ -293,15 +384,29 @@ def test_calls_per_event(services, windmill):
         "POST /api/segments/1/contact/1/remove",
         "POST /api/segments/4/contact/1/remove",
         "POST /api/segments/5/contact/1/add",
-        "GET /api/contacts/1/campaigns",
+        "GET /api/campaigns/12/contacts",
         "POST /api/campaigns/12/contact/1/add",
-        "POST /services/T000TEST/B000TEST/s3cr3tW3bh00kT0k3n",
+        slack,
+    ]
+    before = len(services.calls())
+
+    main(**registered(timestamp="2027-01-05T10:00:00Z"))  # back after churning
+    assert services.calls()[before:] == [
+        "POST /rest/people",
+        "POST /api/contacts/new",
+        "GET /api/contacts/1/segments",
+        "POST /api/segments/5/contact/1/remove",
+        "POST /api/campaigns/12/contact/1/remove",
+        "POST /api/segments/1/contact/1/add",
+        "POST /api/segments/3/contact/1/add",
+        "GET /api/campaigns/10/contacts",
+        slack,
     ]
 
 
-def test_registration_without_consent_costs_two_calls(services, windmill):
+def test_registration_without_consent_costs_three_calls(services, windmill):
     main(**registered(marketingConsent=False, plan="free", source="organic"))
-    assert services.calls() == ["POST /rest/people", "POST /api/contacts/new"]
+    assert services.calls() == ["POST /rest/people", "GET /api/contacts", "POST /api/contacts/new"]
 
 
 # --- bad input and dry run ------------------------------------------------------------------
@@ -387,6 +492,32 @@ def test_dry_run_lists_the_calls_and_makes_none(services, windmill, body):
         ("mautic", "POST /api/contacts/new"),
     ]
     assert result["would_call"][-1]["service"] == "slack"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [registered(marketingConsent=False, name="Jane"), upgraded(), churned()],
+    ids=["registered-no-consent", "upgraded", "churned"],
+)
+def test_the_dry_run_shows_the_bodies_the_real_run_sends(services, windmill, body):
+    planned = {
+        step["request"].split(", then ")[-1]: step["body"]
+        for step in main(**body, dry_run=True)["would_call"]
+        if "body" in step
+    }
+    main(**body)
+    sent = {
+        f"{r.method} {r.url.path}": json.loads(r.content)
+        for fake in (services.twenty, services.mautic)
+        for r in fake.requests
+        if r.method == "POST"
+    }
+    assert planned["POST /rest/people?upsert=true"] == sent["POST /rest/people"]
+    assert planned["POST /api/contacts/new"] == sent["POST /api/contacts/new"]
+    if body["event"] != "user.registered":
+        contact_id = services.mautic.contact_by_email(EMAIL)["id"]
+        dnc_add = sent[f"POST /api/contacts/{contact_id}/dnc/email/add"]
+        assert planned["POST /api/contacts/{id}/dnc/email/add"] == dnc_add
 
 
 def test_empty_form_fields_count_as_not_given(services, windmill):

@@ -156,11 +156,24 @@ class TwentyFields(_Strict):
 
 
 class MauticFields(_Strict):
+    """Aliases of the contact fields in Mautic; null leaves a field unwritten, except consent."""
+
     plan: str | None = "plan"
     source: str | None = "signup_source"
-    consent: str | None = "marketing_consent"
+    # Read back on every later event to decide who may get marketing email: always needed.
+    consent: str = "marketing_consent"
     churn_reason: str | None = "churn_reason"
     churned_at: str | None = "churned_at"
+
+    @field_validator("consent", mode="before")
+    @classmethod
+    def _consent_is_needed(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError(
+                "cannot be null: the consent field is how later events know who agreed to "
+                "marketing email; create a boolean contact field and name its alias here"
+            )
+        return value
 
 
 class FieldNames(_Strict):

@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -72,6 +72,11 @@ def backoff_delay(
 
 
 ErrorReader = Callable[[httpx.Response], str]
+T = TypeVar("T")
+
+
+def _as_is(response: httpx.Response) -> Any:
+    return response
 
 
 def plain_error(response: httpx.Response) -> str:
@@ -117,13 +122,16 @@ class ServiceHttp:
         action: str,
         ok_statuses: tuple[int, ...] = (),
         replay_safe: bool = True,
+        read: Callable[[httpx.Response], T] = _as_is,
         **kwargs: Any,
-    ) -> httpx.Response:
-        """Send, retrying transient failures; return the first 2xx (or `ok_statuses`) response.
+    ) -> T:
+        """Send, retrying transient failures; return `read` of the first 2xx (or `ok_statuses`).
 
         `action` names the step in messages, in place of the URL. With `replay_safe=False` a
         request that may have been acted on (read timeout, broken connection, a 5xx other than
         503) is not sent again: the caller decides, since repeating it could act twice.
+        A success whose body `read` cannot make sense of (KeyError, TypeError, ValueError) is
+        such a request too: the service acted, but its answer was not the one expected.
         """
         started = self._clock()
         attempt = 0
@@ -143,28 +151,21 @@ class ServiceHttp:
                     maybe_applied=sent,
                     attempts=attempt,
                 )
-                if sent and not replay_safe:
-                    raise failure from None
             else:
                 if response.is_success or response.status_code in ok_statuses:
-                    return response
-                failure = ServiceError(
-                    self.service,
-                    action,
-                    self._error_reader(response),
-                    status=response.status_code,
-                    transient=is_retryable(response.status_code),
-                    # 503 says "not processed"; other 5xx may come after the work was done.
-                    maybe_applied=response.status_code >= 500 and response.status_code != 503,
-                    attempts=attempt,
-                )
-                if not failure.transient or (failure.maybe_applied and not replay_safe):
-                    raise failure
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    try:
+                        return read(response)
+                    except (KeyError, TypeError, ValueError, AttributeError):
+                        failure = self._unreadable(response, action, attempt)
+                else:
+                    failure = self._refused(response, action, attempt)
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if not failure.transient or (failure.maybe_applied and not replay_safe):
+                raise failure from None
             delay = self._next_delay(attempt, retry_after, failure)
             elapsed = self._clock() - started
             if delay is None or elapsed + delay > self.policy.budget:
-                raise failure
+                raise failure from None
             log.warning(
                 "%s %s: %s; retry %d in %.1fs",
                 self.service,
@@ -174,6 +175,31 @@ class ServiceHttp:
                 delay,
             )
             self._sleep(delay)
+
+    def _refused(self, response: httpx.Response, action: str, attempt: int) -> ServiceError:
+        return ServiceError(
+            self.service,
+            action,
+            self._error_reader(response),
+            status=response.status_code,
+            transient=is_retryable(response.status_code),
+            # 503 says "not processed"; other 5xx may come after the work was done.
+            maybe_applied=response.status_code >= 500 and response.status_code != 503,
+            attempts=attempt,
+        )
+
+    def _unreadable(self, response: httpx.Response, action: str, attempt: int) -> ServiceError:
+        # The service acted (2xx) but said something else than expected: retry where a repeat
+        # is harmless, else report it, since what was done cannot be read from the reply.
+        return ServiceError(
+            self.service,
+            action,
+            f"unreadable reply from {self.service} (not the JSON expected)",
+            status=response.status_code,
+            transient=True,
+            maybe_applied=True,
+            attempts=attempt,
+        )
 
     def _next_delay(
         self, attempt: int, retry_after: float | None, failure: ServiceError

@@ -1,12 +1,19 @@
-"""Thin client for the Mautic REST API: contact upsert, segments, campaigns, do-not-contact.
+"""Thin client for the Mautic REST API: contacts, segments, campaigns, do-not-contact.
 
-Facts relied on (mautic/mautic 5.1, see ../shared/reference/mautic.md):
+Facts relied on (mautic/mautic 5.1; README, "API facts relied on"):
 - `POST /api/contacts/new` is an upsert on the unique-identifier fields (email by default):
   200 when it updated, 201 when it created. Unknown field aliases are silently ignored, so the
   reply's `fields.all` is checked for every alias we sent.
-- Segment and campaign add/remove answer 200 `{"success": 1}`, even for a campaign member;
-  re-adding a member of a campaign that allows restarts starts the sequence again, so callers
-  check membership first.
+- An email do-not-contact added over an existing one rewrites its reason and comment, unless
+  the stored reason is 1 (unsubscribed): LeadBundle/Model/DoNotContact.php, addDncForContact.
+  So we only ever add ours to a contact that has none.
+- Segment add/remove answer 403 for a segment the API user may not use (unpublished, or
+  another user's without lead:lists:viewother): LeadBundle/Controller/Api/ListApiController.php.
+- Campaign add answers `{"success": 1}` even for a member, and re-adding a member of a
+  campaign that allows restarts sends its sequence again. Membership is read from
+  `GET /api/campaigns/{id}/contacts` (CampaignApiController::getContactsAction), which lists
+  members in any publish state and answers 403 without view access to the campaign, where
+  `GET /api/contacts/{id}/campaigns` silently hides unpublished and other users' campaigns.
 - Errors are `{"errors": [{"code", "message", ...}]}`, and some 2xx replies carry them too.
 - OAuth2 access tokens live 60 minutes; a 401 means fetch a new one, once.
 """
@@ -23,6 +30,18 @@ from f.marketing.http_client import DEFAULT_POLICY, RetryPolicy, ServiceHttp, js
 # The comment marks a do-not-contact entry as ours, so that only ours is ever lifted.
 NO_CONSENT_COMMENT = "No marketing consent given (set by f/marketing/handle_user_event)"
 DNC_MANUAL = 3
+NO_CONSENT_DNC = {"channel": "email", "reason": DNC_MANUAL, "comments": NO_CONSENT_COMMENT}
+
+SEGMENT_ACCESS_HINT = (
+    "segment {id} is unpublished, or the Mautic API user may not use it: publish it and set "
+    "'Visible to other users', or give the API user's role Segments: View Others "
+    "(lead:lists:viewother)"
+)
+CAMPAIGN_ACCESS_HINT = (
+    "the Mautic API user may not view campaign {id}, so membership cannot be checked and a "
+    "campaign that allows restarts would send its sequence again: give the API user's role "
+    "Campaigns: View Others (campaign:campaigns:viewother)"
+)
 
 
 @dataclass(frozen=True)
@@ -33,13 +52,9 @@ class Contact:
     email_dnc: list[dict[str, Any]] = field(default_factory=list)
     ignored_fields: tuple[str, ...] = ()
 
-    def has_consent(self, consent_field: str | None) -> bool:
-        """Consent is on record: no email do-not-contact, and the consent field (if any) set."""
-        if self.email_dnc:
-            return False
-        if consent_field is None:
-            return True
-        return _truthy(self.fields.get(consent_field))
+    def has_consent(self, consent_field: str) -> bool:
+        """Consent is on record: no email do-not-contact, and the consent field says yes."""
+        return not self.email_dnc and _truthy(self.fields.get(consent_field))
 
     def dnc_is_ours(self) -> bool:
         return bool(self.email_dnc) and all(
@@ -50,9 +65,29 @@ class Contact:
 
 
 def _truthy(value: Any) -> bool:
+    # Mautic shows a boolean field as true/false or "1"/"0" (CoreBundle/Form/RequestTrait.php).
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "on"}
     return bool(value)
+
+
+def _contact(data: dict[str, Any], *, created: bool, sent: dict[str, Any]) -> Contact:
+    all_fields = data["fields"]["all"]
+    return Contact(
+        id=int(data["id"]),
+        created=created,
+        fields=all_fields,
+        email_dnc=[
+            entry
+            for entry in data.get("doNotContact") or []
+            if isinstance(entry, dict) and entry.get("channel", "email") == "email"
+        ],
+        ignored_fields=tuple(
+            alias
+            for alias in sent
+            if alias not in {"email", "doNotContact"} and alias not in all_fields
+        ),
+    )
 
 
 def read_error(response: httpx.Response) -> str:
@@ -66,6 +101,11 @@ def read_error(response: httpx.Response) -> str:
         if body.get("error"):  # the OAuth2 token endpoint's own envelope
             return str(body.get("error_description") or body["error"])
     return response.text.strip()[:300] or response.reason_phrase
+
+
+def _success(response: httpx.Response) -> None:
+    if not response.json().get("success"):
+        raise ValueError("no success flag")
 
 
 class MauticClient:
@@ -90,58 +130,74 @@ class MauticClient:
         oauth = None if basic else (settings.client_id or "", settings.client_secret or "")
         return cls(http, oauth)
 
-    def upsert_contact(self, values: dict[str, Any], *, no_consent: bool = False) -> Contact:
-        """Create or update the contact matched by `values["email"]`, in one call.
+    def find_contact(self, email: str) -> Contact | None:
+        """The contact `contacts/new` would match for this email, if any (newest added wins)."""
 
-        With `no_consent`, the same call records an email do-not-contact, which every Mautic
-        send honours: the contact exists but receives no marketing email.
-        """
-        body = dict(values)
-        if no_consent:
-            body["doNotContact"] = [
-                {"channel": "email", "reason": DNC_MANUAL, "comments": NO_CONSENT_COMMENT}
-            ]
-        response = self._call("POST", "/api/contacts/new", action="upsert contact", json=body)
-        contact = (json_body(response) or {}).get("contact") or {}
-        all_fields = (contact.get("fields") or {}).get("all") or {}
-        return Contact(
-            id=int(contact["id"]),
-            created=response.status_code == 201,
-            fields=all_fields,
-            email_dnc=[
-                entry
-                for entry in contact.get("doNotContact") or []
-                if isinstance(entry, dict) and entry.get("channel", "email") == "email"
-            ],
-            ignored_fields=tuple(
-                alias for alias in values if alias != "email" and alias not in all_fields
-            ),
+        def read(response: httpx.Response) -> Contact | None:
+            listed = response.json()["contacts"]
+            found = list(listed.values()) if isinstance(listed, dict) else list(listed)
+            if not found:
+                return None
+            newest = max(found, key=lambda c: (str(c.get("dateAdded") or ""), int(c["id"])))
+            return _contact(newest, created=False, sent={})
+
+        params = {"where[0][col]": "email", "where[0][expr]": "eq", "where[0][val]": email}
+        return self._call("GET", "/api/contacts", action="find contact", params=params, read=read)
+
+    def upsert_contact(self, body: dict[str, Any]) -> Contact:
+        """Create or update the contact matched by `body["email"]`, in one call."""
+
+        def read(response: httpx.Response) -> Contact:
+            data = response.json()["contact"]
+            return _contact(data, created=response.status_code == 201, sent=body)
+
+        return self._call(
+            "POST", "/api/contacts/new", action="upsert contact", json=body, read=read
         )
 
     def segment_ids(self, contact_id: int) -> set[int]:
-        response = self._call(
-            "GET", f"/api/contacts/{contact_id}/segments", action="list contact segments"
+        return self._call(
+            "GET",
+            f"/api/contacts/{contact_id}/segments",
+            action="list contact segments",
+            read=lambda response: _ids(response.json().get("lists")),
         )
-        return _ids((json_body(response) or {}).get("lists"))
 
-    def campaign_ids(self, contact_id: int) -> set[int]:
-        response = self._call(
-            "GET", f"/api/contacts/{contact_id}/campaigns", action="list contact campaigns"
+    def in_campaign(self, campaign_id: int, contact_id: int) -> bool:
+        """Whether the contact is a member (manual removals count as not), in any publish state.
+
+        Fails loudly (403) where the API user may not view the campaign, rather than answering
+        "not a member" as `GET /api/contacts/{id}/campaigns` would.
+        """
+        params = {
+            "where[0][col]": "lead_id",
+            "where[0][expr]": "eq",
+            "where[0][val]": str(contact_id),
+            "limit": "1",
+        }
+        return self._call(
+            "GET",
+            f"/api/campaigns/{campaign_id}/contacts",
+            action=f"check campaign {campaign_id} membership",
+            params=params,
+            read=lambda response: int(response.json()["total"]) > 0,
+            hint_403=CAMPAIGN_ACCESS_HINT.format(id=campaign_id),
         )
-        return _ids((json_body(response) or {}).get("campaigns"))
 
     def add_to_segment(self, segment_id: int, contact_id: int) -> None:
-        self._call(
-            "POST",
-            f"/api/segments/{segment_id}/contact/{contact_id}/add",
-            action=f"add to segment {segment_id}",
-        )
+        self._segment(segment_id, contact_id, "add")
 
     def remove_from_segment(self, segment_id: int, contact_id: int) -> None:
+        self._segment(segment_id, contact_id, "remove")
+
+    def _segment(self, segment_id: int, contact_id: int, change: str) -> None:
+        preposition = "to" if change == "add" else "from"
         self._call(
             "POST",
-            f"/api/segments/{segment_id}/contact/{contact_id}/remove",
-            action=f"remove from segment {segment_id}",
+            f"/api/segments/{segment_id}/contact/{contact_id}/{change}",
+            action=f"{change} {preposition} segment {segment_id}",
+            read=_success,
+            hint_403=SEGMENT_ACCESS_HINT.format(id=segment_id),
         )
 
     def add_to_campaign(self, campaign_id: int, contact_id: int) -> None:
@@ -150,13 +206,22 @@ class MauticClient:
         path = f"/api/campaigns/{campaign_id}/contact/{contact_id}/add"
         action = f"add to campaign {campaign_id}"
         try:
-            self._call("POST", path, action=action, replay_safe=False)
+            self._call("POST", path, action=action, replay_safe=False, read=_success)
         except ServiceError as exc:
             if not (exc.transient and exc.maybe_applied):
                 raise
-            if campaign_id in self.campaign_ids(contact_id):
+            if self.in_campaign(campaign_id, contact_id):
                 return
-            self._call("POST", path, action=action, replay_safe=False)
+            self._call("POST", path, action=action, replay_safe=False, read=_success)
+
+    def remove_from_campaign(self, campaign_id: int, contact_id: int) -> None:
+        """Idempotent: removing a non-member changes nothing and still answers success."""
+        self._call(
+            "POST",
+            f"/api/campaigns/{campaign_id}/contact/{contact_id}/remove",
+            action=f"remove from campaign {campaign_id}",
+            read=_success,
+        )
 
     def add_do_not_contact(self, contact_id: int) -> None:
         self._call(
@@ -171,31 +236,57 @@ class MauticClient:
             "POST", f"/api/contacts/{contact_id}/dnc/email/remove", action="remove do-not-contact"
         )
 
-    def _call(self, method: str, path: str, *, action: str, **kwargs: Any) -> httpx.Response:
+    def _call(
+        self, method: str, path: str, *, action: str, hint_403: str = "", **kwargs: Any
+    ) -> Any:
         if self._oauth and self._token is None:
             self._fetch_token()
+        read = kwargs.pop("read", None)
+
+        def checked(response: httpx.Response) -> Any:
+            body = json_body(response)
+            if isinstance(body, dict) and body.get("errors"):
+                # Some 2xx replies carry errors (batch items, stats listings): they are errors.
+                raise ServiceError(
+                    "Mautic", action, read_error(response), status=response.status_code
+                )
+            return read(response) if read else response
+
         try:
-            response = self.http.request(
-                method, path, action=action, headers=self._auth_headers(), **kwargs
-            )
+            try:
+                return self.http.request(
+                    method,
+                    path,
+                    action=action,
+                    headers=self._auth_headers(),
+                    read=checked,
+                    **kwargs,
+                )
+            except ServiceError as exc:
+                if exc.status != 401 or not self._oauth:
+                    raise
+                self._fetch_token()  # expired token: one fresh token, one more try
+                return self.http.request(
+                    method,
+                    path,
+                    action=action,
+                    headers=self._auth_headers(),
+                    read=checked,
+                    **kwargs,
+                )
         except ServiceError as exc:
-            if exc.status != 401 or not self._oauth:
-                raise
-            self._fetch_token()  # expired token: one fresh token, one more try
-            response = self.http.request(
-                method, path, action=action, headers=self._auth_headers(), **kwargs
-            )
-        body = json_body(response)
-        if isinstance(body, dict) and body.get("errors"):
-            raise ServiceError("Mautic", action, read_error(response), status=response.status_code)
-        return response
+            if exc.status == 403 and hint_403:
+                raise ServiceError(
+                    "Mautic", action, f"{exc.detail} ({hint_403})", status=403
+                ) from None
+            raise
 
     def _auth_headers(self) -> dict[str, str] | None:
         return {"Authorization": f"Bearer {self._token}"} if self._oauth else None
 
     def _fetch_token(self) -> None:
         client_id, client_secret = self._oauth or ("", "")
-        response = self.http.request(
+        self._token = self.http.request(
             "POST",
             "/oauth/v2/token",
             action="get OAuth2 token",
@@ -204,11 +295,8 @@ class MauticClient:
                 "client_id": client_id,
                 "client_secret": client_secret,
             },
+            read=lambda response: str(response.json()["access_token"]),
         )
-        token = (json_body(response) or {}).get("access_token")
-        if not token:
-            raise ServiceError("Mautic", "get OAuth2 token", "no access_token in the reply")
-        self._token = token
 
 
 def _ids(listing: Any) -> set[int]:

@@ -1,11 +1,13 @@
 """Thin client for the Twenty CRM REST API: one upsert of a person by email.
 
-Facts relied on (twentyhq/twenty, see ../shared/reference/twenty.md):
+Facts relied on (twentyhq/twenty; README, "API facts relied on"):
 - `POST /rest/people?upsert=true` matches on id or the unique `emails.primaryEmail` (soft-deleted
   rows included, which it restores) and answers 201 `data.createPerson` whether it created or
   updated; created vs updated is told apart by `createdAt == updatedAt`.
+- A sub-field left out of a composite keeps its stored value; `""` clears it.
 - Errors are `{"statusCode", "error", "messages": [...]}`; an unknown field is a 400.
-- 429 carries no Retry-After, so the shared backoff applies.
+- Older servers answer 429 bare; newer ones add `Retry-After` and `X-RateLimit-*`
+  (usage-limit-to-rest-api-exception-handler.util.ts), which the shared retry policy honours.
 """
 
 from dataclasses import dataclass
@@ -17,11 +19,26 @@ from f.marketing.config import TwentySettings
 from f.marketing.contract import split_name
 from f.marketing.http_client import DEFAULT_POLICY, RetryPolicy, ServiceHttp, json_body
 
+UPSERT_REQUEST = "POST /rest/people?upsert=true"
+
 
 @dataclass(frozen=True)
 class PersonOutcome:
     id: str
     created: bool
+
+
+def person_body(email: str, name: str | None, fields: dict[str, Any]) -> dict[str, Any]:
+    """The upsert body: only what the event knows, so nothing stored is blanked.
+
+    Only the primary email is sent, not the whole `emails` composite, so additional emails
+    someone added in the CRM stay. A one-word name sets the first name and keeps the last.
+    """
+    body: dict[str, Any] = {"emails": {"primaryEmail": email}}
+    if name:
+        first, last = split_name(name)
+        body["name"] = {"firstName": first, **({"lastName": last} if last else {})}
+    return body | fields
 
 
 def read_error(response: httpx.Response) -> str:
@@ -43,6 +60,14 @@ def read_error(response: httpx.Response) -> str:
     return response.text.strip()[:300] or response.reason_phrase
 
 
+def _read_person(response: httpx.Response) -> PersonOutcome:
+    person = response.json()["data"]["createPerson"]
+    return PersonOutcome(
+        id=str(person["id"]),
+        created=bool(person.get("createdAt")) and person["createdAt"] == person.get("updatedAt"),
+    )
+
+
 class TwentyClient:
     def __init__(self, http: ServiceHttp) -> None:
         self.http = http
@@ -61,25 +86,13 @@ class TwentyClient:
         )
         return cls(http)
 
-    def upsert_person(
-        self, email: str, *, name: str | None = None, fields: dict[str, Any] | None = None
-    ) -> PersonOutcome:
-        """Create or update the person whose primary email is `email`, in one call.
-
-        Only the primary email is sent, not the whole `emails` composite, so additional emails
-        someone added in the CRM are not overwritten. The name is sent only when known, so an
-        event without one never blanks a name already in the CRM.
-        """
-        body: dict[str, Any] = {"emails": {"primaryEmail": email}, **(fields or {})}
-        if name:
-            first, last = split_name(name)
-            body["name"] = {"firstName": first, "lastName": last}
-        response = self.http.request(
-            "POST", "/rest/people", params={"upsert": "true"}, json=body, action="upsert person"
-        )
-        person = (json_body(response) or {}).get("data", {}).get("createPerson") or {}
-        return PersonOutcome(
-            id=str(person.get("id")),
-            created=bool(person.get("createdAt"))
-            and person.get("createdAt") == person.get("updatedAt"),
+    def upsert_person(self, body: dict[str, Any]) -> PersonOutcome:
+        """Create or update the person whose primary email the body names, in one call."""
+        return self.http.request(
+            "POST",
+            "/rest/people",
+            params={"upsert": "true"},
+            json=body,
+            action="upsert person",
+            read=_read_person,
         )

@@ -9,17 +9,18 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from enum import Enum
+from typing import Any, assert_never
 
 import httpx
 
 from f.marketing.config import Routing, Settings
 from f.marketing.contract import UserChurned, UserRegistered, UserUpgraded, split_name
 from f.marketing.errors import ConfigError, JobFailed, MarketingError, ServiceError
-from f.marketing.mautic_client import Contact, MauticClient
+from f.marketing.mautic_client import NO_CONSENT_DNC, Contact, MauticClient
 from f.marketing.notifications import Ledger, Message, build_message, fingerprint, matching_rules
 from f.marketing.slack_client import SlackClient
-from f.marketing.twenty_client import TwentyClient
+from f.marketing.twenty_client import UPSERT_REQUEST, TwentyClient, person_body
 
 log = logging.getLogger("f.marketing")
 
@@ -35,6 +36,7 @@ class Context:
     ledger: Ledger | None = None
     contact: Contact | None = None
     consent: bool = False  # consent on record, known once the Mautic contact is upserted
+    _segments: set[int] | None = None
 
     @classmethod
     def connect(cls, settings: Settings) -> "Context":
@@ -44,6 +46,16 @@ class Context:
             slack=SlackClient.from_settings(settings.slack) if settings.slack else None,
             ledger=Ledger.in_windmill() if settings.slack else None,
         )
+
+    def segments(self) -> set[int]:
+        """The contact's segments as the job found them, read once (a new contact has none)."""
+        contact = _contact(self)
+        if self._segments is None:
+            self._segments = set() if contact.created else self.mautic.segment_ids(contact.id)
+        return self._segments
+
+    def segments_read(self) -> bool:
+        return self._segments is not None or _contact(self).created
 
     def __enter__(self) -> "Context":
         return self
@@ -86,16 +98,19 @@ class Step:
 
 def plan(event: Event, routing: Routing, slack_enabled: bool) -> list[Step]:
     """The steps for one event. Raises ConfigError before any call if routing cannot serve it."""
-    if isinstance(event, UserRegistered):
-        steps = _plan_registered(event, routing)
-    elif isinstance(event, UserUpgraded):
-        steps = _plan_upgraded(event, routing)
-    else:
-        steps = _plan_churned(event, routing)
-    return [*steps, _notify(event, routing, slack_enabled)]
+    match event:
+        case UserRegistered():
+            steps = _plan_registered(event, routing)
+        case UserUpgraded():
+            steps = _plan_upgraded(event, routing)
+        case UserChurned():
+            steps = _plan_churned(event, routing)
+        case _:
+            assert_never(event)
+    return [s for s in [*steps, _notify(event, routing, slack_enabled)] if s is not None]
 
 
-def _plan_registered(event: UserRegistered, routing: Routing) -> list[Step]:
+def _plan_registered(event: UserRegistered, routing: Routing) -> list[Step | None]:
     tw, mf, seg = routing.fields.twenty, routing.fields.mautic, routing.segments
     person = _fields(
         (tw.plan, _twenty_plan(event.plan, routing)),
@@ -105,70 +120,81 @@ def _plan_registered(event: UserRegistered, routing: Routing) -> list[Step]:
     contact = {"email": event.email}
     if event.name:
         first, last = split_name(event.name)
-        contact |= {"firstname": first, "lastname": last}
+        contact |= _fields(("firstname", first), ("lastname", last or None))
     contact |= _fields(
         (mf.plan, event.plan), (mf.source, event.source), (mf.consent, event.marketingConsent)
     )
-    steps = [
-        _upsert_person(event.email, event.name, person),
-        _upsert_contact(contact, mf.consent, no_consent=not event.marketingConsent, consent=event),
-    ]
     if event.marketingConsent:
-        steps.append(_lift_our_do_not_contact())
-    steps.append(_remove_from_segments(seg.churned, "churned", only_current=False))
-    steps.append(_add_to_segments([*seg.active, *seg.plans.get(event.plan, [])]))
-    steps.append(_add_to_campaign(routing.campaigns.onboarding, "onboarding"))
-    return [s for s in steps if s is not None]
+        mautic_steps = [_upsert_contact(contact, mf.consent, Consent.GIVEN), _lift_our_dnc()]
+    else:
+        mautic_steps = [_upsert_contact(contact, mf.consent, Consent.REFUSED)]
+    return [
+        _upsert_person(person_body(event.email, event.name, person)),
+        *mautic_steps,
+        *_welcome_back(routing),
+        _add_to_segments([*seg.active, *seg.plans.get(event.plan, [])]),
+        _add_to_campaign(routing.campaigns.onboarding, "onboarding"),
+    ]
 
 
-def _plan_upgraded(event: UserUpgraded, routing: Routing) -> list[Step]:
+def _plan_upgraded(event: UserUpgraded, routing: Routing) -> list[Step | None]:
     tw, mf, seg = routing.fields.twenty, routing.fields.mautic, routing.segments
     new_segments = seg.plans.get(event.newPlan, [])
     old_segments = [s for s in seg.plans.get(event.previousPlan, []) if s not in new_segments]
-    steps = [
-        _upsert_person(event.email, None, _fields((tw.plan, _twenty_plan(event.newPlan, routing)))),
-        _upsert_contact({"email": event.email, **_fields((mf.plan, event.newPlan))}, mf.consent),
-        _no_consent_if_new(),
-        _remove_from_segments(old_segments, f"plan {event.previousPlan}", only_current=False),
-        _add_to_segments(new_segments),
+    person = _fields((tw.plan, _twenty_plan(event.newPlan, routing)))
+    contact = {"email": event.email, **_fields((mf.plan, event.newPlan))}
+    # `active` too: an upgrade after a churn is a return (members are not added again).
+    return [
+        _upsert_person(person_body(event.email, None, person)),
+        _upsert_contact(contact, mf.consent, Consent.ON_RECORD),
+        _mark_without_consent(),
+        *_welcome_back(routing),
+        _remove_from_segments(old_segments, f"plan {event.previousPlan}"),
+        _add_to_segments([*seg.active, *new_segments]),
         _add_to_campaign(routing.campaigns.upgrade, "upgrade"),
     ]
-    return [s for s in steps if s is not None]
 
 
-def _plan_churned(event: UserChurned, routing: Routing) -> list[Step]:
+def _plan_churned(event: UserChurned, routing: Routing) -> list[Step | None]:
     tw, mf, seg = routing.fields.twenty, routing.fields.mautic, routing.segments
     when = event.timestamp.astimezone(UTC)
     plan_segments = [s for ids in seg.plans.values() for s in ids]
     leaving = list(dict.fromkeys([*seg.active, *plan_segments]))
-    steps = [
-        _upsert_person(
-            event.email,
-            None,
-            _fields((tw.churn_reason, event.reason or ""), (tw.churned_at, when.isoformat())),
+    person = _fields((tw.churn_reason, event.reason), (tw.churned_at, when.isoformat()))
+    contact = {
+        "email": event.email,
+        # Mautic date-time fields take "Y-m-d H:i:s" (UTC here).
+        **_fields(
+            (mf.churn_reason, event.reason),
+            (mf.churned_at, when.strftime("%Y-%m-%d %H:%M:%S")),
         ),
-        _upsert_contact(
-            {
-                "email": event.email,
-                # Mautic date-time fields take "Y-m-d H:i:s" (UTC here).
-                **_fields(
-                    (mf.churn_reason, event.reason or ""),
-                    (mf.churned_at, when.strftime("%Y-%m-%d %H:%M:%S")),
-                ),
-            },
-            mf.consent,
-        ),
-        _no_consent_if_new(),
-        _remove_from_segments(leaving, "active and plan", only_current=True),
+    }
+    return [
+        _upsert_person(person_body(event.email, None, person)),
+        _upsert_contact(contact, mf.consent, Consent.ON_RECORD),
+        _mark_without_consent(),
+        _remove_from_segments(leaving, "active and plan"),
         _add_to_segments(seg.churned),
         _add_to_campaign(routing.campaigns.winback, "win-back"),
     ]
-    return [s for s in steps if s is not None]
+
+
+def _welcome_back(routing: Routing) -> list[Step | None]:
+    """A returning user leaves what churn put them in: the churned segments, the win-back."""
+    churned = routing.segments.churned
+    return [
+        _remove_from_segments(churned, "churned"),
+        _remove_from_campaign(routing.campaigns.winback, "win-back", churned),
+    ]
 
 
 def _fields(*pairs: tuple[str | None, Any]) -> dict[str, Any]:
-    """Field name → value, leaving out fields mapped to null in the routing."""
-    return {name: value for name, value in pairs if name}
+    """Field name → value, leaving out fields mapped to null and values the event lacks.
+
+    A value the event does not know is left out rather than sent blank: Twenty would clear
+    the stored value and Mautic would keep it, and the two must agree.
+    """
+    return {name: value for name, value in pairs if name and value is not None}
 
 
 def _twenty_plan(plan_name: str, routing: Routing) -> str:
@@ -186,26 +212,34 @@ def _twenty_plan(plan_name: str, routing: Routing) -> str:
 # --- steps ----------------------------------------------------------------------------------
 
 
-def _upsert_person(email: str, name: str | None, fields: dict[str, Any]) -> Step:
+def _upsert_person(body: dict[str, Any]) -> Step:
     def run(ctx: Context) -> Outcome:
-        person = ctx.twenty.upsert_person(email, name=name, fields=fields)
+        person = ctx.twenty.upsert_person(body)
         return ("created" if person.created else "updated"), f"person {person.id}"
 
-    body = {"emails": {"primaryEmail": email}, **fields}
-    if name:
-        body["name"] = name
-    return Step("twenty", "upsert person", "POST /rest/people?upsert=true", run, payload=body)
+    return Step("twenty", "upsert person", UPSERT_REQUEST, run, payload=body)
 
 
-def _upsert_contact(
-    values: dict[str, Any],
-    consent_field: str | None,
-    *,
-    no_consent: bool = False,
-    consent: UserRegistered | None = None,
-) -> Step:
+class Consent(Enum):
+    """What the event says about marketing consent."""
+
+    GIVEN = "given"  # user.registered with consent
+    REFUSED = "refused"  # user.registered without
+    ON_RECORD = "on record"  # the other events say nothing: the contact's record decides
+
+
+def _upsert_contact(values: dict[str, Any], consent_field: str, consent: Consent) -> Step:
+    with_dnc = {**values, "doNotContact": [NO_CONSENT_DNC]}
+
     def run(ctx: Context) -> Outcome:
-        contact = ctx.mautic.upsert_contact(values, no_consent=no_consent)
+        body = values
+        if consent is Consent.REFUSED:
+            # Created with our do-not-contact in the same call, so it is never mailable; but
+            # never sent over an entry that exists, which Mautic would rewrite (a bounce too).
+            existing = ctx.mautic.find_contact(values["email"])
+            if existing is None or not existing.email_dnc:
+                body = with_dnc
+        contact = ctx.mautic.upsert_contact(body)
         if contact.ignored_fields:
             missing = ", ".join(contact.ignored_fields)
             raise ServiceError(
@@ -216,25 +250,39 @@ def _upsert_contact(
                 f"in routing.fields.mautic",
             )
         ctx.contact = contact
-        if consent is not None:
-            # The event states consent now; a do-not-contact set by anyone but us still wins.
-            ctx.consent = consent.marketingConsent and (
-                not contact.email_dnc or contact.dnc_is_ours()
-            )
-        else:
-            ctx.consent = contact.has_consent(consent_field)
+        match consent:
+            case Consent.GIVEN:
+                # The event states consent now; a do-not-contact set by anyone but us still wins.
+                ctx.consent = not contact.email_dnc or contact.dnc_is_ours()
+            case Consent.REFUSED:
+                ctx.consent = False
+            case Consent.ON_RECORD:
+                ctx.consent = contact.has_consent(consent_field)
+            case _:
+                assert_never(consent)
         detail = f"contact {contact.id}"
-        if no_consent:
+        if body is with_dnc:
             detail += ", marked do-not-contact for email (no marketing consent)"
-        elif not ctx.consent:
+        elif contact.email_dnc and not contact.dnc_is_ours():
+            detail += ", has a do-not-contact set outside this job (unsubscribe, bounce): kept"
+        elif not ctx.consent and consent is Consent.ON_RECORD:
             detail += ", no marketing consent on record"
         return ("created" if contact.created else "updated"), detail
 
-    body = {**values, "doNotContact": "email (no marketing consent)"} if no_consent else values
-    return Step("mautic", "upsert contact", "POST /api/contacts/new", run, payload=body)
+    if consent is Consent.REFUSED:
+        return Step(
+            "mautic",
+            "upsert contact",
+            "GET /api/contacts?where[0][col]=email..., then POST /api/contacts/new",
+            run,
+            "doNotContact only if the contact has no email do-not-contact yet: an existing "
+            "one (unsubscribe, bounce) is kept as it is",
+            payload=with_dnc,
+        )
+    return Step("mautic", "upsert contact", "POST /api/contacts/new", run, payload=values)
 
 
-def _lift_our_do_not_contact() -> Step:
+def _lift_our_dnc() -> Step:
     def run(ctx: Context) -> Outcome:
         contact = _contact(ctx)
         if not contact.dnc_is_ours():
@@ -253,51 +301,49 @@ def _lift_our_do_not_contact() -> Step:
     )
 
 
-def _no_consent_if_new() -> Step:
+def _mark_without_consent() -> Step:
+    body = {"reason": NO_CONSENT_DNC["reason"], "comments": NO_CONSENT_DNC["comments"]}
+
     def run(ctx: Context) -> Outcome:
         contact = _contact(ctx)
-        if not contact.created:
-            return "skipped", "existing contact: its consent record stands"
+        if ctx.consent:
+            return "skipped", "marketing consent on record"
+        if contact.email_dnc:
+            return "skipped", "already do-not-contact for email"
         ctx.mautic.add_do_not_contact(contact.id)
-        ctx.consent = False
-        return "done", "contact is new, so no consent is on record: marked do-not-contact"
+        return "done", "no marketing consent on record: marked do-not-contact"
 
     return Step(
         "mautic",
         "mark do-not-contact",
         "POST /api/contacts/{id}/dnc/email/add",
         run,
-        "only if this call created the contact",
+        "only if the contact has no consent on record and no email do-not-contact",
+        payload=body,
     )
 
 
-def _remove_from_segments(ids: list[int], label: str, *, only_current: bool) -> Step | None:
+def _remove_from_segments(ids: list[int], label: str) -> Step | None:
     if not ids:
         return None
 
     def run(ctx: Context) -> Outcome:
-        contact = _contact(ctx)
-        if contact.created:
+        if _contact(ctx).created:
             return "skipped", "new contact: in no segment yet"
-        targets = ids
-        if only_current:
-            current = ctx.mautic.segment_ids(contact.id)
-            targets = [s for s in ids if s in current]
+        targets = [s for s in ids if s in ctx.segments()]
         for segment_id in targets:
-            ctx.mautic.remove_from_segment(segment_id, contact.id)
+            ctx.mautic.remove_from_segment(segment_id, _contact(ctx).id)
         if not targets:
             return "skipped", "in none of them"
         return "done", "removed from " + ", ".join(map(str, targets))
 
-    request = "POST /api/segments/{segment}/contact/{id}/remove"
-    if only_current:
-        request = "GET /api/contacts/{id}/segments, then " + request
     return Step(
         "mautic",
         f"remove from {label} segments {_ids(ids)}",
-        request,
+        "GET /api/contacts/{id}/segments (once per job), then "
+        "POST /api/segments/{segment}/contact/{id}/remove",
         run,
-        "only if the contact already existed" + (" and is a member" if only_current else ""),
+        "only for segments the contact is in",
     )
 
 
@@ -310,9 +356,13 @@ def _add_to_segments(ids: list[int]) -> Step | None:
         contact = _contact(ctx)
         if not ctx.consent:
             return "skipped", "no marketing consent on record"
-        for segment_id in ids:
+        known = ctx.segments() if ctx.segments_read() else set()
+        missing = [s for s in ids if s not in known]
+        for segment_id in missing:
             ctx.mautic.add_to_segment(segment_id, contact.id)
-        return "done", "added to " + ", ".join(map(str, ids))
+        if not missing:
+            return "skipped", "already in all of them"
+        return "done", "added to " + ", ".join(map(str, missing))
 
     return Step(
         "mautic",
@@ -332,7 +382,7 @@ def _add_to_campaign(campaign_id: int | None, purpose: str) -> Step | None:
         if not ctx.consent:
             return "skipped", "no marketing consent on record"
         # Re-adding a member restarts a campaign that allows restarts: the emails go out again.
-        if not contact.created and campaign_id in ctx.mautic.campaign_ids(contact.id):
+        if not contact.created and ctx.mautic.in_campaign(campaign_id, contact.id):
             return "skipped", "already in the campaign"
         ctx.mautic.add_to_campaign(campaign_id, contact.id)
         return "done", f"added to the {purpose} sequence"
@@ -340,9 +390,38 @@ def _add_to_campaign(campaign_id: int | None, purpose: str) -> Step | None:
     return Step(
         "mautic",
         f"add to {purpose} campaign {campaign_id}",
-        "GET /api/contacts/{id}/campaigns, then POST /api/campaigns/{campaign}/contact/{id}/add",
+        "GET /api/campaigns/{campaign}/contacts?where[0][col]=lead_id..., then "
+        "POST /api/campaigns/{campaign}/contact/{id}/add",
         run,
         NEEDS_CONSENT + "; the membership check is skipped for a new contact",
+    )
+
+
+def _remove_from_campaign(
+    campaign_id: int | None, purpose: str, churned_segments: list[int]
+) -> Step | None:
+    if campaign_id is None:
+        return None
+
+    def run(ctx: Context) -> Outcome:
+        contact = _contact(ctx)
+        if contact.created:
+            return "skipped", "new contact: in no campaign yet"
+        # Churn put the contact in a churned segment too: not in one, no churn to undo.
+        if churned_segments and not ctx.segments() & set(churned_segments):
+            return "skipped", "not in a churned segment"
+        ctx.mautic.remove_from_campaign(campaign_id, contact.id)
+        return "done", f"left the {purpose} sequence (if in it)"
+
+    condition = "only if the contact already existed"
+    if churned_segments:
+        condition += f" and was in a churned segment ({_ids(churned_segments)})"
+    return Step(
+        "mautic",
+        f"remove from {purpose} campaign {campaign_id}",
+        "POST /api/campaigns/{campaign}/contact/{id}/remove",
+        run,
+        condition,
     )
 
 

@@ -7,6 +7,7 @@ path the fake does not implement gets the service's own 404 instead of respx's s
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -132,6 +133,8 @@ class FakeService:
         self.base_url = base_url.rstrip("/")
         self.requests: list[httpx.Request] = []
         self.faults = FaultQueue()
+        # One request at a time, as a database transaction would make each one atomic.
+        self._lock = threading.RLock()
         self._base_path = httpx.URL(self.base_url).path.rstrip("/")
         self._routes: list[tuple[set[str], re.Pattern[str], Callable[..., httpx.Response]]] = [
             (set(methods.split("|")), re.compile(pattern), getattr(self, handler))
@@ -230,6 +233,10 @@ class FakeService:
         return self.not_found(request)
 
     def _serve(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            return self._serve_one(request)
+
+    def _serve_one(self, request: httpx.Request) -> httpx.Response:
         request.read()
         self.requests.append(request)
         fault = self.faults.take(request)

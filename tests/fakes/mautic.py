@@ -1,10 +1,14 @@
 """A stateful stand-in for Mautic's REST API: contacts, segments, campaigns, do-not-contact.
 
-It follows /work/shared/reference/mautic.md, section 5 ("How a faithful test double should
-behave"), including the quirks a client has to survive: `contacts/new` upserts on the email
-and silently drops unknown field aliases, blanks and `false` do not overwrite, lists are
-objects keyed by id with a string `total`, campaign add answers success even when it starts
-the sequence again, and `PATCH …/edit` merges two contacts that share an email.
+It behaves as Mautic 5.1 does (mautic/mautic; see the README's "API facts relied on"),
+including the quirks and refusals a client has to survive: `contacts/new` upserts on the email
+and silently drops unknown field aliases; blanks do not overwrite but a boolean `false` does;
+lists are objects keyed by id with a string `total`; campaign add answers success even when it
+starts the sequence again; an email do-not-contact added over another rewrites it unless it
+is an unsubscribe; segment add/remove answer 403 for a segment the API user may not use;
+`GET /api/contacts/{id}/campaigns` hides unpublished and other users' campaigns while
+`GET /api/campaigns/{id}/contacts` answers 403 without access; and `PATCH …/edit` merges two
+contacts that share an email.
 """
 
 import base64
@@ -18,22 +22,34 @@ import httpx
 
 from tests.fakes.faults import BadBody, Body, FakeService, Reject, json_response, read_body
 
+# alias -> field type
 DEFAULT_FIELDS = {
-    "email",
-    "firstname",
-    "lastname",
-    "plan",
-    "signup_source",
-    "marketing_consent",
-    "churn_reason",
-    "churned_at",
+    "email": "email",
+    "firstname": "text",
+    "lastname": "text",
+    "plan": "text",
+    "signup_source": "text",
+    "marketing_consent": "boolean",
+    "churn_reason": "textarea",
+    "churned_at": "datetime",
 }
-DEFAULT_SEGMENTS = {1: "active", 2: "plan-free", 3: "plan-pro", 4: "plan-business", 5: "churned"}
+# Built by the marketing team, not the API user: published and visible to other users.
+DEFAULT_SEGMENTS = {
+    sid: {"alias": alias, "published": True, "global": True, "owner": "marketing"}
+    for sid, alias in {
+        1: "active",
+        2: "plan-free",
+        3: "plan-pro",
+        4: "plan-business",
+        5: "churned",
+    }.items()
+}
 DEFAULT_CAMPAIGNS = {
-    10: {"name": "Onboarding", "allow_restart": True},
-    11: {"name": "Upgrade", "allow_restart": True},
-    12: {"name": "Win-back", "allow_restart": True},
+    cid: {"name": name, "allow_restart": True, "published": True, "owner": "marketing"}
+    for cid, name in {10: "Onboarding", 11: "Upgrade", 12: "Win-back"}.items()
 }
+# What a dedicated API user is given in the README; a test removes one to see the refusal.
+DEFAULT_PERMISSIONS = frozenset({"lead:lists:viewother", "campaign:campaigns:viewother"})
 # Keys of a contact body that are not field aliases.
 CONTROL_KEYS = {
     "id",
@@ -48,6 +64,17 @@ CONTROL_KEYS = {
     "lastActive",
 }
 DNC_REASONS = {1, 2, 3}  # unsubscribed, bounced, manual (0 means contactable)
+DNC_UNSUBSCRIBED = 1
+# The campaign_leads table, which GET /api/campaigns/{id}/contacts lists.
+CAMPAIGN_LEAD_COLUMNS = {
+    "campaign_id",
+    "lead_id",
+    "date_added",
+    "manually_removed",
+    "manually_added",
+    "date_last_exited",
+    "rotation",
+}
 MAX_BATCH = 200
 DEFAULT_MESSAGES = {
     400: "Bad request.",
@@ -64,9 +91,18 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
+def _boolean(value: Any) -> bool:
+    """PHP's FILTER_VALIDATE_BOOLEAN as Mautic applies it: only the true words are true."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
 def _is_zero(value: Any) -> bool:
-    """`false`, 0 and "0": what PHP's empty() drops before a field is written."""
-    return value is False or (isinstance(value, int | float) and value == 0) or value == "0"
+    """0 and "0": what PHP's empty() drops before a non-boolean field is written."""
+    return (isinstance(value, int | float) and not isinstance(value, bool) and value == 0) or (
+        value == "0"
+    )
 
 
 def _auth_error(status: int, message: str, kind: str) -> httpx.Response:
@@ -78,8 +114,11 @@ class FakeMautic(FakeService):
     """Mautic 5.1's contact, segment and campaign API, with Basic auth and OAuth2.
 
     State: `contacts` (id -> {"id", "fields", "tags", "dnc", "dateAdded"}),
-    `segment_members` and `campaign_members` (id -> contact ids), `campaign_rotations`
+    `segment_members` and `campaign_members` (id -> contact ids), `campaign_removed`
+    ((campaign, contact) manually removed, whose row Mautic keeps), `campaign_rotations`
     ((campaign, contact) -> times (re)started), `merges` ((absorbed, kept) contact ids).
+    `segments` and `campaigns` carry `published`, `owner` (and `global` for segments);
+    `permissions` are the API user's role grants that change answers.
     """
 
     default_headers: ClassVar[dict[str, str]] = {"Mautic-Version": "5.1.0"}
@@ -93,6 +132,7 @@ class FakeMautic(FakeService):
         ("PUT", r"/api/contacts/(?P<contact_id>\d+)/edit", "put_contact"),
         ("GET", r"/api/contacts/(?P<contact_id>\d+)/segments", "contact_segments"),
         ("GET", r"/api/contacts/(?P<contact_id>\d+)/campaigns", "contact_campaigns"),
+        ("GET", r"/api/campaigns/(?P<campaign_id>\d+)/contacts", "campaign_contacts"),
         ("POST", r"/api/contacts/(?P<contact_id>\d+)/dnc/(?P<channel>\w+)/add", "add_dnc"),
         ("POST", r"/api/contacts/(?P<contact_id>\d+)/dnc/(?P<channel>\w+)/remove", "remove_dnc"),
         ("GET", r"/api/segments", "list_segments"),
@@ -118,9 +158,10 @@ class FakeMautic(FakeService):
         oauth_clients: dict[str, str] | None = None,
         api_enabled: bool = True,
         basic_auth_enabled: bool = True,
-        fields: set[str] | None = None,
-        segments: dict[int, str] | None = None,
+        fields: dict[str, str] | None = None,
+        segments: dict[int, dict] | None = None,
         campaigns: dict[int, dict] | None = None,
+        permissions: set[str] | frozenset[str] = DEFAULT_PERMISSIONS,
         rate_limit: int | None = None,
     ) -> None:
         super().__init__(base_url)
@@ -129,13 +170,15 @@ class FakeMautic(FakeService):
         self.oauth_clients = dict(oauth_clients or {})
         self.api_enabled = api_enabled
         self.basic_auth_enabled = basic_auth_enabled
-        self.fields = set(DEFAULT_FIELDS if fields is None else fields)
-        self.segments = dict(DEFAULT_SEGMENTS if segments is None else segments)
+        self.fields = dict(DEFAULT_FIELDS if fields is None else fields)
+        self.segments = copy.deepcopy(DEFAULT_SEGMENTS if segments is None else segments)
         self.campaigns = copy.deepcopy(DEFAULT_CAMPAIGNS if campaigns is None else campaigns)
+        self.permissions = set(permissions)
         self.rate_limit = rate_limit
         self.contacts: dict[int, dict] = {}
         self.segment_members: dict[int, set[int]] = {sid: set() for sid in self.segments}
         self.campaign_members: dict[int, set[int]] = {cid: set() for cid in self.campaigns}
+        self.campaign_removed: set[tuple[int, int]] = set()
         self.campaign_rotations: dict[tuple[int, int], int] = {}
         self.merges: list[tuple[int, int]] = []
         self.issued_tokens: dict[str, str] = {}  # access token -> client id
@@ -286,8 +329,12 @@ class FakeMautic(FakeService):
                 continue  # unknown aliases are dropped without a word
             if value in ("", None) and not overwrite_blank:
                 continue
-            if _is_zero(value) and _truthy(contact["fields"].get(alias)):
-                continue  # the quirk: false/0 never replaces a stored true
+            if self.fields[alias] == "boolean":
+                # Set before the blank check (RequestTrait): `false` does overwrite `true`.
+                contact["fields"][alias] = _boolean(value)
+                continue
+            if _is_zero(value) and not overwrite_blank:
+                continue
             contact["fields"][alias] = value
         if "tags" in body:
             self._apply_tags(contact, body["tags"])
@@ -327,13 +374,17 @@ class FakeMautic(FakeService):
 
     @staticmethod
     def _add_dnc(contact: dict, channel: str, reason: int, comments: str) -> None:
-        """One entry per channel; a different reason replaces the old one."""
+        """One entry per channel. A different reason rewrites its reason, comment and date,
+        unless the entry is an unsubscribe (1), which nothing overwrites (DoNotContact.php)."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         for entry in contact["dnc"]:
             if entry["channel"] == channel:
-                if entry["reason"] != reason:
-                    entry.update(reason=reason, comments=comments)
+                if entry["reason"] != reason and entry["reason"] != DNC_UNSUBSCRIBED:
+                    entry.update(reason=reason, comments=comments, dateAdded=now)
                 return
-        contact["dnc"].append({"channel": channel, "reason": reason, "comments": comments})
+        contact["dnc"].append(
+            {"channel": channel, "reason": reason, "comments": comments, "dateAdded": now}
+        )
 
     @staticmethod
     def _remove_dnc(contact: dict, channel: str) -> bool:
@@ -530,13 +581,15 @@ class FakeMautic(FakeService):
     def contact_segments(self, request: httpx.Request, contact_id: str) -> httpx.Response:
         contact = self._contact(contact_id)
         lists = {
-            str(sid): {"id": sid, "name": self._segment_name(sid), "alias": self.segments[sid]}
+            str(sid): {"id": sid, "name": self._segment_name(sid), "alias": self._alias(sid)}
             for sid, members in sorted(self.segment_members.items())
             if contact["id"] in members and sid in self.segments
         }
         return json_response(200, {"total": len(lists), "lists": lists})
 
     def contact_campaigns(self, request: httpx.Request, contact_id: str) -> httpx.Response:
+        """Only published campaigns, and without view-other only the API user's own: a
+        contact in any other campaign looks like a non-member here."""
         contact = self._contact(contact_id)
         campaigns = {
             str(cid): {
@@ -546,7 +599,10 @@ class FakeMautic(FakeService):
                 "manuallyAdded": True,
             }
             for cid, members in sorted(self.campaign_members.items())
-            if contact["id"] in members and cid in self.campaigns
+            if contact["id"] in members
+            and cid in self.campaigns
+            and self.campaigns[cid].get("published", True)
+            and self._may_view_campaign(cid)
         }
         return json_response(200, {"total": len(campaigns), "campaigns": campaigns})
 
@@ -570,27 +626,47 @@ class FakeMautic(FakeService):
 
     # --- routes: segments and campaigns ---------------------------------------------------
 
+    def _alias(self, segment_id: int) -> str:
+        return self.segments[segment_id]["alias"]
+
     def _segment_name(self, segment_id: int) -> str:
-        return self.segments[segment_id].replace("-", " ").title()
+        return self._alias(segment_id).replace("-", " ").title()
+
+    def _may_use_segment(self, segment_id: int) -> bool:
+        """LeadListRepository::getLists: published ones with view-other; without it, the
+        published global ones or the API user's own (published or not)."""
+        segment = self.segments[segment_id]
+        published = segment.get("published", True)
+        if "lead:lists:viewother" in self.permissions:
+            return published
+        own = segment.get("owner") == self.username
+        return (published and segment.get("global", True)) or own
+
+    def _may_view_campaign(self, campaign_id: int) -> bool:
+        own = self.campaigns[campaign_id].get("owner") == self.username
+        return own or "campaign:campaigns:viewother" in self.permissions
 
     def list_segments(self, request: httpx.Request) -> httpx.Response:
         """GET /api/segments?search=: a partial match on name and alias, as in Mautic."""
         text = request.url.params.get("search", "").lower()
         lists = {
-            str(sid): {"id": sid, "name": self._segment_name(sid), "alias": alias}
-            for sid, alias in sorted(self.segments.items())
-            if text in alias.lower() or text in self._segment_name(sid).lower()
+            str(sid): {"id": sid, "name": self._segment_name(sid), "alias": self._alias(sid)}
+            for sid in sorted(self.segments)
+            if text in self._alias(sid).lower() or text in self._segment_name(sid).lower()
         }
         return json_response(200, {"total": len(lists), "lists": lists})
 
     def segment_membership(
         self, request: httpx.Request, segment_id: str, contact_id: str, action: str
     ) -> httpx.Response:
-        """Add/remove one contact; idempotent. Never enrols in segment-sourced campaigns."""
+        """Add/remove one contact; idempotent. Never enrols in segment-sourced campaigns.
+        Unknown segment 404, unknown contact 404, then 403 for a segment the user may not use."""
         sid = int(segment_id)
         if sid not in self.segments:
             raise Reject(404, "Item was not found.")
         contact = self._contact(contact_id, "Contact not found.")
+        if not self._may_use_segment(sid):
+            raise Reject(403, DEFAULT_MESSAGES[403])
         members = self.segment_members.setdefault(sid, set())
         if action == "add":
             members.add(contact["id"])
@@ -602,6 +678,8 @@ class FakeMautic(FakeService):
         sid = int(segment_id)
         if sid not in self.segments:
             raise Reject(404, "Item was not found.")
+        if not self._may_use_segment(sid):
+            raise Reject(403, DEFAULT_MESSAGES[403])
         body = self._body(request)
         details = {}
         for raw in (body.get("ids") if isinstance(body, dict) else None) or []:
@@ -614,8 +692,9 @@ class FakeMautic(FakeService):
     def campaign_membership(
         self, request: httpx.Request, campaign_id: str, contact_id: str, action: str
     ) -> httpx.Response:
-        """Always `{"success": 1}`. Re-adding a member starts a new rotation only if the
-        campaign allows restarts; a removed contact added again comes back (new rotation)."""
+        """Always `{"success": 1}`, with no campaign permission or published check. Re-adding
+        a member starts a new rotation only if the campaign allows restarts; a manually
+        removed contact added again comes back. Removing keeps the row, marked removed."""
         cid = int(campaign_id)
         campaign = self.campaigns.get(cid)
         if campaign is None:
@@ -624,10 +703,53 @@ class FakeMautic(FakeService):
         members = self.campaign_members.setdefault(cid, set())
         key = (cid, contact["id"])
         if action == "remove":
-            members.discard(contact["id"])
+            if contact["id"] in members:
+                members.discard(contact["id"])
+                self.campaign_removed.add(key)
         elif contact["id"] not in members:
             members.add(contact["id"])
+            self.campaign_removed.discard(key)
             self.campaign_rotations[key] = self.campaign_rotations.get(key, 0) + 1
         elif campaign.get("allow_restart"):
             self.campaign_rotations[key] = self.campaign_rotations.get(key, 1) + 1
         return json_response(200, {"success": 1})
+
+    def campaign_contacts(self, request: httpx.Request, campaign_id: str) -> httpx.Response:
+        """GET /api/campaigns/{id}/contacts: members in any publish state, manual removals
+        left out; 403 without view access. A `where` on an unknown column is a database
+        error that Mautic answers as HTTP 200 with `errors` (StatsApiController)."""
+        cid = int(campaign_id)
+        if cid not in self.campaigns:
+            raise Reject(404, "Item was not found.")
+        if not self._may_view_campaign(cid):
+            raise Reject(403, DEFAULT_MESSAGES[403])
+        rows = [
+            {
+                "campaign_id": str(cid),
+                "lead_id": str(contact_id),
+                "date_added": "2026-11-26 10:00:00",
+                "manually_removed": "0",
+                "manually_added": "1",
+                "date_last_exited": None,
+                "rotation": str(self.campaign_rotations.get((cid, contact_id), 1)),
+            }
+            for contact_id in sorted(self.campaign_members.get(cid, set()))
+        ]
+        params = request.url.params
+        clauses: dict[str, dict[str, str]] = {}
+        for key, value in params.multi_items():
+            match = re.fullmatch(r"where\[(\d+)\]\[(col|expr|val)\]", key)
+            if match:
+                clauses.setdefault(match[1], {})[match[2]] = value
+        for clause in clauses.values():
+            column = clause.get("col", "").removeprefix("e.")
+            if column not in CAMPAIGN_LEAD_COLUMNS:
+                message = f"Unknown column 'e.{column}' in 'where clause'"
+                return json_response(200, {"errors": [{"message": message, "code": 0}]})
+            if clause.get("expr") != "eq":
+                raise Reject(400, f"FakeMautic only implements where eq, got {clause}")
+            rows = [r for r in rows if r[column] == clause.get("val")]
+        start, limit = int(params.get("start", 0)), int(params.get("limit", 100))
+        return json_response(
+            200, {"total": str(len(rows)), "contacts": rows[start : start + limit]}
+        )

@@ -3,13 +3,16 @@
 It follows /work/shared/reference/twenty.md, section 5 ("How a faithful test double should
 behave"): Bearer auth, emails stored lowercased, a deliberately narrow filter grammar that
 fails loudly, upsert that matches soft-deleted people and restores them, 400 for unknown
-fields and SELECT values, and a 429 without Retry-After.
+fields and SELECT values, reserved custom-field names refused, and a per-minute token bucket
+answering 429 as older servers do (bare) or as newer ones do (Retry-After, X-RateLimit-*).
 """
 
 import base64
 import copy
 import json
+import math
 import re
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -109,6 +112,8 @@ class FakeTwenty(FakeService):
         custom_fields: dict[str, str] | None = None,
         select_options: dict[str, set[str]] | None = None,
         rate_limit: int | None = None,
+        rate_limit_headers: bool = False,
+        monotonic: Callable[[], float] = time.monotonic,
         note_target_key: str = "targetPersonId",
         batch_key: str = "createPeople",
         clock: Callable[[], str | datetime] | None = None,
@@ -121,14 +126,17 @@ class FakeTwenty(FakeService):
             # The metadata API refuses these names, so no workspace can have such a field.
             raise ValueError(f"Twenty cannot have a custom field named {reserved[0]!r}")
         self.select_options = {k: set(v) for k, v in (select_options or {}).items()}
-        self.rate_limit = rate_limit
+        self.rate_limit = rate_limit  # requests per minute, refilled continuously
+        self.rate_limit_headers = rate_limit_headers  # newer servers: Retry-After and counts
+        self.monotonic = monotonic
         self.note_target_key = note_target_key
         self.batch_key = batch_key  # "people" mimics servers before createPeople
         self.clock = clock or self._utc_now
         self.people: dict[str, dict] = {}
         self.notes: dict[str, dict] = {}
         self.note_targets: dict[str, dict] = {}
-        self._window_calls = 0
+        self._tokens = float(rate_limit or 0)
+        self._refilled_at = monotonic()
         self._last_now: datetime | None = None
 
     # --- helpers for tests ----------------------------------------------------------------
@@ -151,8 +159,14 @@ class FakeTwenty(FakeService):
         self.people[person_id]["deletedAt"] = self._now()
 
     def reset_rate_limit(self) -> None:
-        """Start a new rate-limit window."""
-        self._window_calls = 0
+        """A full bucket again."""
+        self._tokens = float(self.rate_limit or 0)
+        self._refilled_at = self.monotonic()
+
+    def exhaust_rate_limit(self) -> None:
+        """An empty bucket, as after a burst of other calls."""
+        self._refill()
+        self._tokens = 0.0
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -170,10 +184,43 @@ class FakeTwenty(FakeService):
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return self.error(401, self.error_body(401, "Token invalid."))
         if self.rate_limit is not None:
-            if self._window_calls >= self.rate_limit:
-                return self.error(429)
-            self._window_calls += 1
+            self._refill()
+            if self._tokens < 1:
+                return self._rate_limited()
+            self._tokens -= 1
         return None
+
+    def _refill(self) -> None:
+        assert self.rate_limit is not None
+        now = self.monotonic()
+        per_second = self.rate_limit / 60
+        self._tokens = min(self.rate_limit, self._tokens + (now - self._refilled_at) * per_second)
+        self._refilled_at = now
+
+    def _rate_limited(self) -> httpx.Response:
+        """Older servers: a bare 429. Newer ones (usage-limit speed limiter): seconds until a
+        token is back, rounded up, at least 1, and the limit in headers and body."""
+        assert self.rate_limit is not None
+        if not self.rate_limit_headers:
+            return self.error(429)
+        wait = max(1, math.ceil((1 - self._tokens) * 60 / self.rate_limit))
+        body = {
+            "statusCode": 429,
+            "error": "RATE_LIMITED",
+            "messages": [f"Rate limit reached: {self.rate_limit} requests per minute"],
+            "limitKind": "speed",
+            "limit": self.rate_limit,
+            "remaining": 0,
+            "periodCount": 1,
+            "periodUnit": "minute",
+            "retryAfterSeconds": wait,
+        }
+        headers = {
+            "Retry-After": str(wait),
+            "X-RateLimit-Limit": str(self.rate_limit),
+            "X-RateLimit-Remaining": "0",
+        }
+        return self.error(429, body, headers)
 
     def not_found(self, request: httpx.Request) -> httpx.Response:
         """An unknown object name is a 400 from the REST controller; anything else a 404."""
