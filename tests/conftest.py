@@ -3,13 +3,12 @@
 import inspect
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 import respx
-import wmill.client
 
-from tests.fakes import FakeMautic, FakeSlackApi, FakeSlackWebhook, FakeTwenty
+from f.marketing.notifications import LEDGER_PREFIX
+from tests.fakes import FakeMautic, FakeSlackApi, FakeSlackWebhook, FakeTwenty, FakeWindmill
 
 ROUTING = {
     "segments": {
@@ -35,10 +34,15 @@ class Services:
     slack_api: FakeSlackApi
     router: respx.MockRouter
     sleeps: list[float] = field(default_factory=list)
+    windmill: FakeWindmill | None = None
 
     def calls(self) -> list[str]:
-        """Every request any service received, as 'METHOD path', in order."""
-        return [f"{call.request.method} {call.request.url.path}" for call in self.router.calls]
+        """Every request Twenty, Mautic and Slack received, as 'METHOD path', in order."""
+        return [
+            f"{call.request.method} {call.request.url.path}"
+            for call in self.router.calls
+            if call.request.url.host != "windmill.test"
+        ]
 
     def resources(self) -> dict[str, dict]:
         """The Windmill resources that point the handler at these stand-ins."""
@@ -57,7 +61,8 @@ class Services:
 
     @property
     def total_calls(self) -> int:
-        return len(self.router.calls)
+        """Calls to Twenty, Mautic and Slack (the Windmill API is the job's own platform)."""
+        return len(self.calls())
 
 
 class Clock:
@@ -99,33 +104,43 @@ def services(monkeypatch) -> Services:
 
 @dataclass
 class Windmill:
-    """The WM_MOCKED_API_FILE that serves the resources, as in a local run."""
+    """The job's workspace: the stand-in API a job reaches through its environment."""
 
-    path: Path
+    api: FakeWindmill
     resources: dict
 
     def write(self) -> None:
-        self.path.write_text(json.dumps({"resources": self.resources, "variables": {}}))
-        wmill.client._client = None  # a fresh process per job, as in Windmill
+        """Store `resources` (edited by a test) in the workspace."""
+        for path, value in self.resources.items():
+            self.api.put(path, value)
+        for path in set(self.api.resources) - set(self.resources):
+            if not path.startswith(LEDGER_PREFIX):
+                del self.api.resources[path]
 
-    def state(self, path: str):
-        client = wmill.client._client
-        return None if client is None else client.mocked_api["resources"].get(path)
+    def ledger(self) -> dict[str, dict]:
+        """The Slack ledger's entries, by event fingerprint."""
+        return {
+            path.removeprefix(LEDGER_PREFIX): entry["value"]
+            for path, entry in self.api.resources.items()
+            if path.startswith(LEDGER_PREFIX)
+        }
 
 
 @pytest.fixture
-def windmill(tmp_path, monkeypatch, services) -> Windmill:
-    monkeypatch.setenv("WM_WORKSPACE", "test")
-    monkeypatch.setenv("WM_MOCKED_API_FILE", str(tmp_path / "mocked_api.json"))
+def windmill(monkeypatch, services) -> Windmill:
+    api = FakeWindmill()
+    api.mount(services.router)
+    monkeypatch.setenv("WM_WORKSPACE", api.workspace)
+    monkeypatch.setenv("WM_TOKEN", api.token)
+    monkeypatch.setenv("BASE_INTERNAL_URL", api.base_url)
     monkeypatch.delenv("WM_BASE_URL", raising=False)
-    monkeypatch.delenv("BASE_INTERNAL_URL", raising=False)
+    monkeypatch.delenv("WM_MOCKED_API_FILE", raising=False)
     wm = Windmill(
-        tmp_path / "mocked_api.json",
-        {**services.resources(), "f/marketing/routing": json.loads(json.dumps(ROUTING))},
+        api, {**services.resources(), "f/marketing/routing": json.loads(json.dumps(ROUTING))}
     )
     wm.write()
-    yield wm
-    monkeypatch.setattr(wmill.client, "_client", None)
+    services.windmill = api
+    return wm
 
 
 def run_as_webhook(main, body):

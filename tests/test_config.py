@@ -7,7 +7,8 @@ import pytest
 import wmill.client
 
 from f.marketing.config import ROUTING_PATH, Routing, load_settings
-from f.marketing.errors import ConfigError
+from f.marketing.errors import ConfigError, ServiceError
+from f.marketing.windmill_api import workspace_resources
 
 TWENTY = {"base_url": "https://twenty.test/", "api_key": "tw-secret-key"}
 MAUTIC = {"base_url": "https://mautic.test", "username": "u", "password": "mautic-secret-pw"}
@@ -86,7 +87,9 @@ def test_mautic_needs_exactly_one_way_to_authenticate(mautic, expected):
 @pytest.mark.parametrize(
     ("slack", "expected"),
     [
-        ({"webhook_url": "https://evil.test/x"}, "must be a https://hooks.slack.com/ URL"),
+        ({"webhook_url": "http://hooks.slack.com/services/T/B/x"}, "must be an https:// URL"),
+        ({"webhook_url": "hooks.slack.com/services/T/B/x"}, "must be an https:// URL"),
+        ({"token": "xoxb-1", "channel": "C1", "api_base_url": "http://x.test"}, "https://"),
         ({"token": "xoxb-1"}, "channel"),
         ({}, "either webhook_url, or token and channel"),
     ],
@@ -94,6 +97,20 @@ def test_mautic_needs_exactly_one_way_to_authenticate(mautic, expected):
 def test_slack_resource_is_checked(slack, expected):
     with pytest.raises(ConfigError, match=expected):
         load_settings(TWENTY, MAUTIC, slack, {}, reader=reader({}))
+
+
+@pytest.mark.parametrize(
+    "slack",
+    [
+        {"webhook_url": "https://hooks.slack-gov.com/services/T1/B2/x"},
+        {"webhook_url": "http://127.0.0.1:8099/services/T1/B2/x"},
+        {"token": "xoxb-1", "channel": "C1", "api_base_url": "https://slack-gov.com/api"},
+    ],
+    ids=["govslack-webhook", "local-stand-in", "govslack-api"],
+)
+def test_slack_may_live_on_another_https_host(slack):
+    settings = load_settings(TWENTY, MAUTIC, slack, {}, reader=reader({}))
+    assert settings.slack is not None
 
 
 def test_routing_names_the_bad_entry():
@@ -129,9 +146,32 @@ def test_resources_come_through_wmill_from_the_mocked_api_file(tmp_path, monkeyp
     monkeypatch.setenv("WM_MOCKED_API_FILE", str(mock))
     monkeypatch.setenv("WM_WORKSPACE", "test")
     monkeypatch.setattr(wmill.client, "_client", None)
-    settings = load_settings()
+    settings = load_settings(reader=workspace_resources().get)
     assert settings.mautic.username == "u"
+    assert settings.slack is None and settings.slack_problem is None
+
+
+def failing_reader(resources: dict, failing: str):
+    def read(path):
+        if path == failing:
+            raise ServiceError("Windmill", f"read resource {path}", "server error", status=503)
+        return resources.get(path)
+
+    return read
+
+
+def test_a_resource_that_cannot_be_read_is_not_taken_for_a_missing_one():
+    read = failing_reader({}, "f/marketing/twenty")
+    with pytest.raises(ConfigError, match=r"f/marketing/twenty could not be read: .*HTTP 503"):
+        load_settings(None, MAUTIC, None, {}, reader=read)
+
+
+def test_a_slack_resource_that_cannot_be_read_is_a_problem_not_no_slack():
+    settings = load_settings(
+        TWENTY, MAUTIC, None, {}, reader=failing_reader({}, "f/marketing/slack")
+    )
     assert settings.slack is None
+    assert settings.slack_problem is not None and "HTTP 503" in settings.slack_problem
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ Assertions are on what each service holds after the run, and on the job's result
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -334,6 +335,38 @@ def test_the_same_event_twice_creates_nothing_twice(services, windmill, body):
     assert second["ok"] is True
 
 
+def test_twenty_events_run_at_once_each_delivered_twice_post_twenty_messages(services, windmill):
+    bodies = [
+        registered(email=f"user{i}@acme.com", timestamp=f"2026-11-26T10:{i:02d}:00Z")
+        for i in range(20)
+    ]
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        results = list(pool.map(lambda body: main(**body), bodies + bodies))
+
+    assert all(r["ok"] for r in results)
+    posted = [json.dumps(m["blocks"]) for m in services.slack.messages]
+    assert len(posted) == 20 == len(set(posted))
+    assert len(windmill.ledger()) == 20
+    assert {entry["state"] for entry in windmill.ledger().values()} == {"posted"}
+
+
+def test_a_ledger_the_job_may_not_write_is_reported_and_the_alert_still_posted(services, windmill):
+    windmill.api.folder_writable = False
+    result = main(**registered())
+    assert len(services.slack.messages) == 1
+    assert any(
+        "Slack ledger unavailable" in note and "write access to the folder" in note
+        for note in result["notes"]
+    )
+
+
+def test_a_ledger_record_that_fails_is_reported(services, windmill):
+    windmill.api.fault(503, times=10, method="POST", path_contains="/update_value/")
+    result = main(**registered())
+    assert len(services.slack.messages) == 1
+    assert any("could not record that this event was posted" in n for n in result["notes"])
+
+
 def test_a_re_run_after_a_crash_finishes_the_job_without_repeating_it(services, windmill):
     services.mautic.fault(status=503, times=4, path_contains="/campaigns/10/")
     with pytest.raises(Exception, match="add to onboarding campaign 10"):
@@ -465,6 +498,38 @@ def test_a_missing_resource_fails_before_any_call(services, windmill):
     assert services.total_calls == 0
 
 
+def test_a_resource_the_job_cannot_read_fails_before_any_call_saying_so(services, windmill):
+    windmill.api.unreadable.add("f/marketing/mautic")
+    with pytest.raises(ConfigError) as caught:
+        main(**registered())
+    assert "f/marketing/mautic could not be read" in str(caught.value)
+    assert "HTTP 401" in str(caught.value) and "may not access it" in str(caught.value)
+    assert services.total_calls == 0
+
+
+@pytest.mark.parametrize("failure", ["unreadable", "server-error"])
+def test_a_slack_resource_that_cannot_be_read_is_a_slack_failure_not_no_slack(
+    services, windmill, failure
+):
+    if failure == "unreadable":
+        windmill.api.unreadable.add("f/marketing/slack")
+    else:
+        windmill.api.fault(500, times=10, path_contains="/f/marketing/slack")
+    result = main(**registered())
+    status, detail = steps(result)["slack notify"]
+    assert status == "failed" and "f/marketing/slack could not be read" in detail
+    assert "slack-failed" in result["wm_labels"]
+    assert services.mautic.contact_by_email(EMAIL) is not None
+
+
+def test_no_slack_resource_means_no_slack(services, windmill):
+    del windmill.resources["f/marketing/slack"]
+    windmill.write()
+    result = main(**registered())
+    assert steps(result)["slack notify"] == ("skipped", "no Slack resource configured")
+    assert result["wm_labels"] == ["user.registered"]
+
+
 def test_a_plan_with_no_twenty_option_fails_before_any_call(services, windmill):
     windmill.resources["f/marketing/routing"]["fields"] = {"twenty_plan_values": {"pro": "PRO"}}
     windmill.write()
@@ -534,7 +599,7 @@ def test_a_manual_run_without_timestamp_uses_the_job_start(services, windmill):
 
 
 def test_result_and_logs_carry_no_secret(services, windmill, caplog):
-    services.slack.fault(status=500, times=10)
+    services.slack.fault(status=503, times=10)
     with caplog.at_level(logging.DEBUG):
         result = main(**registered())
     dumped = json.dumps(result) + caplog.text

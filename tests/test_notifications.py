@@ -2,9 +2,23 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+import respx
+
 from f.marketing.config import SlackRule
 from f.marketing.contract import parse_event
-from f.marketing.notifications import Ledger, build_message, fingerprint, matching_rules
+from f.marketing.errors import ServiceError
+from f.marketing.http_client import ServiceHttp
+from f.marketing.notifications import (
+    LEDGER_PREFIX,
+    Claim,
+    SlackLedger,
+    build_message,
+    fingerprint,
+    matching_rules,
+)
+from f.marketing.windmill_api import WindmillResources
+from tests.fakes import FakeWindmill
 
 SIGNUP = parse_event(
     {
@@ -73,31 +87,90 @@ def test_the_fingerprint_names_the_event_not_the_person():
     assert key != fingerprint(UPGRADE)
 
 
-class Store:
-    def __init__(self, value=None):
-        self.value = value
-
-    def load(self):
-        return self.value
-
-    def save(self, value):
-        self.value = value
-
-
-def test_the_ledger_remembers_and_forgets_after_thirty_days():
-    store = Store()
-    now = datetime(2026, 11, 26, tzinfo=UTC)
-    ledger = Ledger(store.load, store.save, now=lambda: now)
-    assert not ledger.seen("a")
-    ledger.record("a")
-    assert ledger.seen("a")
-
-    later = Ledger(store.load, store.save, now=lambda: now + timedelta(days=31))
-    later.record("b")
-    assert set(store.value) == {"b"}
+@pytest.fixture
+def workspace():
+    with respx.mock(assert_all_called=False) as router:
+        api = FakeWindmill()
+        api.mount(router)
+        resources = WindmillResources(
+            ServiceHttp(
+                "Windmill",
+                f"{api.base_url}/api",
+                headers={"Authorization": f"Bearer {api.token}"},
+                sleep=lambda s: None,
+            ),
+            api.workspace,
+        )
+        yield api, resources
 
 
-def test_the_ledger_is_bounded():
-    store = Store({f"k{i}": "2026-11-26T00:00:00+00:00" for i in range(6000)})
-    Ledger(store.load, store.save, now=lambda: datetime(2026, 11, 26, 1, tzinfo=UTC)).record("new")
-    assert len(store.value) == 5000 and "new" in store.value
+NOW = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def ledger(resources, *, at=NOW, owner=None) -> SlackLedger:
+    return SlackLedger(resources, now=lambda: at, owner=owner)
+
+
+def test_a_claim_is_taken_once_and_a_posted_event_stays_posted(workspace):
+    api, resources = workspace
+    first, second = ledger(resources, owner="job-1"), ledger(resources, owner="job-2")
+    assert first.claim("abc") is Claim.CLAIMED
+    assert second.claim("abc") is Claim.BUSY, "the first job is posting it"
+    first.settle("abc", "posted")
+    assert second.claim("abc") is Claim.POSTED
+    assert api.value(LEDGER_PREFIX + "abc")["state"] == "posted"
+    assert api.resources[LEDGER_PREFIX + "abc"]["resource_type"] == "state"
+
+
+@pytest.mark.parametrize("state", ["posted", "uncertain"])
+def test_a_post_that_happened_or_may_have_is_never_claimed_again(workspace, state):
+    _, resources = workspace
+    ledger(resources, owner="job-1").claim("abc")
+    ledger(resources, owner="job-1").settle("abc", state)
+    assert ledger(resources, owner="job-2").claim("abc") is Claim.POSTED
+
+
+def test_a_failed_post_or_an_abandoned_claim_can_be_taken_over(workspace):
+    _, resources = workspace
+    ledger(resources, owner="job-1").claim("failed")
+    ledger(resources, owner="job-1").settle("failed", "failed")
+    assert ledger(resources, owner="job-2").claim("failed") is Claim.CLAIMED
+
+    ledger(resources, owner="job-1").claim("died")  # and the job never came back
+    later = NOW + timedelta(minutes=11)
+    assert ledger(resources, owner="job-2", at=later).claim("died") is Claim.CLAIMED
+
+
+def test_a_failed_read_raises_and_leaves_every_other_entry_alone(workspace):
+    api, resources = workspace
+    for key in ("a", "b"):
+        ledger(resources).claim(key)
+        ledger(resources).settle(key, "posted")
+    api.fault(500, times=10, method="GET")
+    with pytest.raises(ServiceError, match="HTTP 500"):
+        ledger(resources).claim("a")
+    assert {p: e["value"]["state"] for p, e in api.resources.items()} == {
+        LEDGER_PREFIX + "a": "posted",
+        LEDGER_PREFIX + "b": "posted",
+    }
+
+
+def test_a_claim_the_job_may_not_write_is_an_error_not_a_silent_pass(workspace):
+    api, resources = workspace
+    api.folder_writable = False
+    with pytest.raises(ServiceError, match="write access to the folder"):
+        ledger(resources).claim("abc")
+
+
+def test_old_entries_are_pruned_now_and_then(workspace):
+    api, resources = workspace
+    for key in ("0-old", "1-old", "2-new"):
+        api.put(LEDGER_PREFIX + key, {"state": "posted"}, "state")
+    for key in ("0-old", "1-old"):
+        api.resources[LEDGER_PREFIX + key]["edited_at"] = "2026-10-01T00:00:00.000000Z"
+    api.put("f/marketing/routing", {}, "c_marketing_routing")
+    api.resources["f/marketing/routing"]["edited_at"] = "2020-01-01T00:00:00.000000Z"
+
+    assert ledger(resources).prune("1abc") == 0, "only about one post in sixteen prunes"
+    assert ledger(resources).prune("0abc") == 2
+    assert set(api.resources) == {LEDGER_PREFIX + "2-new", "f/marketing/routing"}

@@ -8,11 +8,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from f.marketing.contract import EVENT_NAMES
-from f.marketing.errors import ConfigError
+from f.marketing.errors import ConfigError, ServiceError
 
 TWENTY_PATH = "f/marketing/twenty"
 MAUTIC_PATH = "f/marketing/mautic"
@@ -62,17 +63,30 @@ class MauticSettings(_Strict):
         return self
 
 
+def _secure_url(value: str | None) -> str | None:
+    """https, or http to this machine only (a stand-in or a local proxy)."""
+    if value is None:
+        return None
+    url = urlsplit(value.strip())
+    local = url.hostname in {"127.0.0.1", "localhost", "::1"}
+    if not url.hostname or not (url.scheme == "https" or (url.scheme == "http" and local)):
+        raise ValueError("must be an https:// URL")
+    return value.strip()
+
+
 class SlackSettings(_Strict):
+    # Any https host: Slack's government cloud (GovSlack) posts from slack-gov.com.
     webhook_url: str | None = None
     token: str | None = None
     channel: str | None = None
+    api_base_url: str = "https://slack.com/api"
+
+    _urls = field_validator("webhook_url", "api_base_url")(_secure_url)
 
     @model_validator(mode="after")
     def _one_way(self) -> "SlackSettings":
         if bool(self.webhook_url) == bool(self.token):
             raise ValueError("set either webhook_url, or token and channel (a bot token)")
-        if self.webhook_url and not self.webhook_url.startswith("https://hooks.slack.com/"):
-            raise ValueError("webhook_url must be a https://hooks.slack.com/ URL")
         if self.token and not self.channel:
             raise ValueError("channel (a channel ID such as C0123ABCD) is required with token")
         return self
@@ -196,6 +210,8 @@ class Settings:
     mautic: MauticSettings
     slack: SlackSettings | None
     routing: Routing
+    # Why the Slack resource could not be read, when it exists but failed: not "no Slack".
+    slack_problem: str | None = None
 
 
 _HELP = {
@@ -211,7 +227,7 @@ def parse_resource(model: type[M], path: str, value: Any, *, default_path: str =
     kind, fields = _HELP[default_path or path]
     if not isinstance(value, dict):
         raise ConfigError(
-            f"Resource {path} is missing or not readable by this job: create it in Windmill "
+            f"Resource {path} does not exist (or is not an object): create it in Windmill "
             f"with resource type {kind} and the fields {fields}"
         )
     try:
@@ -226,13 +242,7 @@ def parse_resource(model: type[M], path: str, value: Any, *, default_path: str =
         ) from None
 
 
-def read_resource(path: str) -> dict | None:
-    """Fetch one resource through wmill; None when it does not exist or cannot be read."""
-    import wmill  # imported here so that validation errors never wait on the client
-
-    return wmill.get_resource(path, none_if_undefined=True)
-
-
+# Reads one resource: its value, None when there is none, ServiceError when the read failed.
 Reader = Callable[[str], Any]
 
 
@@ -242,26 +252,39 @@ def load_settings(
     slack: Any = None,
     routing: Any = None,
     *,
-    reader: Reader = read_resource,
+    reader: Reader,
 ) -> Settings:
     """Use the resources passed to `main`, else read them from their default paths.
 
-    Slack is optional: no resource at f/marketing/slack means no notifications.
+    Slack is optional: no resource at f/marketing/slack means no notifications, but one that
+    exists and cannot be read (401, 5xx) is a Slack failure the result reports.
     """
 
-    def load(model: type[M], given: Any, default_path: str, optional: bool = False) -> M | None:
-        path = default_path
-        if isinstance(given, str):  # "$res:f/..." that Windmill left unresolved (webhook calls)
-            path = given.removeprefix("$res:")
-            given = None
-        value = given if given is not None else reader(path)
-        if value is None and optional:
-            return None
+    def path_of(given: Any, default_path: str) -> str:
+        # "$res:f/..." that Windmill left unresolved (webhook calls) names another path.
+        return given.removeprefix("$res:") if isinstance(given, str) else default_path
+
+    def load(model: type[M], given: Any, default_path: str) -> M:
+        path = path_of(given, default_path)
+        try:
+            value = given if isinstance(given, dict) else reader(path)
+        except ServiceError as exc:
+            raise ConfigError(f"Resource {path} could not be read: {exc}") from None
         return parse_resource(model, path, value, default_path=default_path)
 
+    slack_settings, slack_problem = None, None
+    path = path_of(slack, SLACK_PATH)
+    try:
+        value = slack if isinstance(slack, dict) else reader(path)
+    except ServiceError as exc:
+        slack_problem = f"resource {path} could not be read: {exc}"
+    else:
+        if value is not None:
+            slack_settings = parse_resource(SlackSettings, path, value, default_path=SLACK_PATH)
     return Settings(
         twenty=load(TwentySettings, twenty, TWENTY_PATH),
         mautic=load(MauticSettings, mautic, MAUTIC_PATH),
-        slack=load(SlackSettings, slack, SLACK_PATH, optional=True),
+        slack=slack_settings,
         routing=load(Routing, routing, ROUTING_PATH),
+        slack_problem=slack_problem,
     )

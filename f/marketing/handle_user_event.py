@@ -9,11 +9,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Literal
 
-from f.marketing.config import load_settings
+from f.marketing.config import Settings, load_settings
 from f.marketing.contract import BODY_FIELDS, MODELS, cut_fields, fields_of, parse_event
 from f.marketing.errors import InvalidEvent
 from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
-from f.marketing.workflow import Context, run
+from f.marketing.windmill_api import Resources, workspace_resources
+from f.marketing.workflow import Context, Event, run
 from f.marketing.workflow import plan as plan_steps
 
 log = logging.getLogger("f.marketing")
@@ -90,8 +91,23 @@ def main(
     body = {key: given[key] for key in fields_of(event)} if known else given
     parsed = parse_event(body)
     notes += cut_fields(body)
-    settings = load_settings(twenty, mautic, slack, routing)
-    steps = plan_steps(parsed, settings.routing, slack_enabled=settings.slack is not None)
+    resources = workspace_resources()
+    try:
+        settings = load_settings(twenty, mautic, slack, routing, reader=resources.get)
+        return _handle(parsed, notes, dry_run, settings, resources)
+    finally:
+        resources.close()
+
+
+def _handle(
+    parsed: Event, notes: list[str], dry_run: bool, settings: Settings, resources: Resources
+) -> dict:
+    steps = plan_steps(
+        parsed,
+        settings.routing,
+        slack_enabled=settings.slack is not None,
+        slack_problem=settings.slack_problem,
+    )
 
     if dry_run:
         log.info("%s: dry run, %d steps planned, no call made", parsed.event, len(steps))
@@ -103,14 +119,15 @@ def main(
             "wm_labels": [parsed.event, "dry-run"],
         }
 
-    with Context.connect(settings) as ctx:
+    with Context.connect(settings, resources) as ctx:
         results = run(steps, ctx, parsed.event)
 
     labels = [parsed.event]
     for result in results:
-        if result["status"] == "failed":
-            notes.append(f"{result['service']} {result['action']} failed: {result['detail']}")
-            labels.append(f"{result['service']}-failed")
+        if result["status"] in {"failed", "uncertain"}:
+            notes.append(f"{result['service']} {result['action']}: {result['detail']}")
+            labels.append(f"{result['service']}-{result['status']}")
+    notes += ctx.notes
     return {
         "event": parsed.event,
         "ok": True,

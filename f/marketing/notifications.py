@@ -1,21 +1,25 @@
 """Which Slack rules an event matches, the message it gets, and the ledger that stops repeats.
 
-The ledger is a small Windmill state resource of event fingerprints, so a duplicate webhook or
-a re-run of the same event posts nothing new. Fingerprints are hashes: no email is stored.
+The ledger holds one Windmill state resource per notified event, named by the event's
+fingerprint, so a duplicate webhook or a re-run of the same event posts nothing new.
+Fingerprints are hashes: no email is stored.
 """
 
 import hashlib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from f.marketing.config import SlackRule
 from f.marketing.contract import UserChurned, UserRegistered, UserUpgraded
+from f.marketing.windmill_api import Resources
 
-LEDGER_PATH = "f/marketing/slack_notified"
+LEDGER_PREFIX = "f/marketing/slack_posted/"
 LEDGER_DAYS = 30
-LEDGER_MAX = 5000
+STALE_CLAIM_SECONDS = 600
 
 Event = UserRegistered | UserUpgraded | UserChurned
 
@@ -83,35 +87,72 @@ def fingerprint(event: Event) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
-class Ledger:
-    """Fingerprints of events already posted, kept in a Windmill state resource."""
+class Claim(Enum):
+    CLAIMED = "claimed"  # this job posts it
+    POSTED = "posted"  # posted before (or maybe posted: an answer was lost)
+    BUSY = "busy"  # another job is posting it right now
+
+
+class SlackLedger:
+    """One small state resource per notified event, so a duplicate never posts twice.
+
+    A claim is a create, which Windmill refuses for a path that exists: two deliveries of one
+    event cannot both claim it, and jobs for different events never touch the same resource
+    (no read-modify-write of a shared list, so nothing is lost or wiped). The claim is read
+    back to catch the narrow race where two creates both pass Windmill's existence check.
+    Entries older than 30 days are pruned now and then.
+    """
 
     def __init__(
         self,
-        load: Callable[[], Any],
-        save: Callable[[dict[str, str]], None],
+        resources: Resources,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owner: str | None = None,
     ) -> None:
-        self._load = load
-        self._save = save
+        self._resources = resources
         self._now = now
+        self._owner = owner or uuid.uuid4().hex
 
-    @classmethod
-    def in_windmill(cls, path: str = LEDGER_PATH) -> "Ledger":
-        import wmill
-
-        return cls(
-            lambda: wmill.get_state(path=path), lambda value: wmill.set_state(value, path=path)
+    def claim(self, key: str) -> Claim:
+        """Raises ServiceError when the ledger cannot be read or written."""
+        path = LEDGER_PREFIX + key
+        if not self._resources.create(path, self._entry("posting"), "state"):
+            current = self._resources.get(path)
+            state = current.get("state") if isinstance(current, dict) else None
+            if state in {"posted", "uncertain"}:
+                return Claim.POSTED
+            if state == "posting" and not self._stale(current):
+                return Claim.BUSY
+            self._resources.update(path, self._entry("posting"))  # failed or abandoned
+        mine = self._resources.get(path)
+        return (
+            Claim.CLAIMED
+            if isinstance(mine, dict) and mine.get("by") == self._owner
+            else Claim.BUSY
         )
 
-    def seen(self, key: str) -> bool:
-        entries = self._load()
-        return isinstance(entries, dict) and key in entries
+    def settle(self, key: str, state: str) -> None:
+        """Record how the post ended: posted, uncertain (never repeated) or failed (may be)."""
+        self._resources.update(LEDGER_PREFIX + key, self._entry(state))
 
-    def record(self, key: str) -> None:
-        entries = self._load()
-        entries = dict(entries) if isinstance(entries, dict) else {}
-        entries[key] = self._now().isoformat()
+    def prune(self, key: str) -> int:
+        """On about one post in sixteen, delete up to 100 entries older than 30 days."""
+        if not key.startswith("0"):
+            return 0
         cutoff = (self._now() - timedelta(days=LEDGER_DAYS)).isoformat()
-        kept = sorted(((t, k) for k, t in entries.items() if t >= cutoff), reverse=True)
-        self._save({k: t for t, k in kept[:LEDGER_MAX]})
+        old = [
+            item["path"]
+            for item in self._resources.list_paths(LEDGER_PREFIX)
+            if str(item.get("edited_at") or "9999") < cutoff
+        ]
+        for path in old[:100]:
+            self._resources.delete(path)
+        return len(old[:100])
+
+    def _entry(self, state: str) -> dict[str, str]:
+        return {"state": state, "at": self._now().isoformat(), "by": self._owner}
+
+    def _stale(self, entry: dict[str, Any]) -> bool:
+        # A job that claimed and then died: after its timeout (300 s) no one is posting.
+        cutoff = (self._now() - timedelta(seconds=STALE_CLAIM_SECONDS)).isoformat()
+        return str(entry.get("at") or "") < cutoff

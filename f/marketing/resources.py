@@ -20,6 +20,7 @@ class c_slack_notify(TypedDict, total=False):
     webhook_url: str
     token: str
     channel: str
+    api_base_url: str
 
 
 class c_marketing_routing(TypedDict, total=False):

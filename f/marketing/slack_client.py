@@ -6,6 +6,8 @@ Facts relied on (see ../shared/reference/slack.md):
 - chat.postMessage answers errors as HTTP 200 `{"ok": false, "error": ...}`.
 - Both answer 429 with Retry-After. The webhook URL and the bot token are secrets: neither
   appears in any message this module produces.
+- A post whose answer was lost (read timeout, dropped connection, a 5xx other than 503) may
+  have been posted: it is not sent again, and the caller reports it as uncertain.
 """
 
 from typing import Any
@@ -23,7 +25,6 @@ from f.marketing.http_client import (
     plain_error,
 )
 
-API_BASE = "https://slack.com/api"
 DEAD_WEBHOOK = {404, 410}
 
 
@@ -59,7 +60,7 @@ class SlackClient:
             return cls(http, url.path, None)
         http = ServiceHttp(
             "Slack",
-            API_BASE,
+            settings.api_base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {settings.token}"},
             error_reader=read_error,
             policy=policy,
@@ -72,14 +73,26 @@ class SlackClient:
         return f"channel {self._channel}" if self._channel else "incoming webhook"
 
     def post(self, text: str, blocks: list[dict[str, Any]]) -> None:
-        """Post the message. Timeouts and 5xx are retried, as Slack advises: a rare duplicate
-        message is cheaper than a lost alert."""
+        """Post the message once. What surely did not arrive (no connection, 429, 503) is
+        retried; a post that may have arrived raises ServiceError with `maybe_applied`."""
         body: dict[str, Any] = {"text": text, "blocks": blocks}
         if self._channel:
             body["channel"] = self._channel
-        response = self.http.request("POST", self._path, action="post message", json=body)
+        response = self.http.request(
+            "POST", self._path, action="post message", json=body, replay_safe=False
+        )
         if self._channel:
             reply = json_body(response)
-            if not isinstance(reply, dict) or not reply.get("ok"):
-                error = reply.get("error") if isinstance(reply, dict) else "unreadable reply"
-                raise ServiceError("Slack", "post message", str(error), status=response.status_code)
+            if not isinstance(reply, dict):  # a 200 that is not Slack's JSON: it may be posted
+                raise ServiceError(
+                    "Slack",
+                    "post message",
+                    "unreadable reply from Slack",
+                    status=response.status_code,
+                    transient=True,
+                    maybe_applied=True,
+                )
+            if not reply.get("ok"):
+                raise ServiceError(
+                    "Slack", "post message", str(reply.get("error")), status=response.status_code
+                )

@@ -18,14 +18,23 @@ from f.marketing.config import Routing, Settings
 from f.marketing.contract import UserChurned, UserRegistered, UserUpgraded, split_name
 from f.marketing.errors import ConfigError, JobFailed, MarketingError, ServiceError
 from f.marketing.mautic_client import NO_CONSENT_DNC, Contact, MauticClient
-from f.marketing.notifications import Ledger, Message, build_message, fingerprint, matching_rules
+from f.marketing.notifications import (
+    Claim,
+    Message,
+    SlackLedger,
+    build_message,
+    fingerprint,
+    matching_rules,
+)
 from f.marketing.slack_client import SlackClient
 from f.marketing.twenty_client import UPSERT_REQUEST, TwentyClient, person_body
+from f.marketing.windmill_api import Resources
 
 log = logging.getLogger("f.marketing")
 
 Event = UserRegistered | UserUpgraded | UserChurned
 NEEDS_CONSENT = "only with marketing consent on record"
+NO_SLACK = "no Slack resource configured"
 
 
 @dataclass
@@ -33,18 +42,19 @@ class Context:
     twenty: TwentyClient
     mautic: MauticClient
     slack: SlackClient | None = None
-    ledger: Ledger | None = None
+    ledger: SlackLedger | None = None
     contact: Contact | None = None
     consent: bool = False  # consent on record, known once the Mautic contact is upserted
+    notes: list[str] = field(default_factory=list)  # for the operator, in the job's result
     _segments: set[int] | None = None
 
     @classmethod
-    def connect(cls, settings: Settings) -> "Context":
+    def connect(cls, settings: Settings, resources: Resources) -> "Context":
         return cls(
             twenty=TwentyClient.from_settings(settings.twenty),
             mautic=MauticClient.from_settings(settings.mautic),
             slack=SlackClient.from_settings(settings.slack) if settings.slack else None,
-            ledger=Ledger.in_windmill() if settings.slack else None,
+            ledger=SlackLedger(resources) if settings.slack else None,
         )
 
     def segments(self) -> set[int]:
@@ -96,7 +106,9 @@ class Step:
 # --- planning -------------------------------------------------------------------------------
 
 
-def plan(event: Event, routing: Routing, slack_enabled: bool) -> list[Step]:
+def plan(
+    event: Event, routing: Routing, slack_enabled: bool, slack_problem: str | None = None
+) -> list[Step]:
     """The steps for one event. Raises ConfigError before any call if routing cannot serve it."""
     match event:
         case UserRegistered():
@@ -107,7 +119,8 @@ def plan(event: Event, routing: Routing, slack_enabled: bool) -> list[Step]:
             steps = _plan_churned(event, routing)
         case _:
             assert_never(event)
-    return [s for s in [*steps, _notify(event, routing, slack_enabled)] if s is not None]
+    notify = _notify(event, routing, slack_enabled, slack_problem)
+    return [s for s in [*steps, notify] if s is not None]
 
 
 def _plan_registered(event: UserRegistered, routing: Routing) -> list[Step | None]:
@@ -343,7 +356,7 @@ def _remove_from_segments(ids: list[int], label: str) -> Step | None:
         "GET /api/contacts/{id}/segments (once per job), then "
         "POST /api/segments/{segment}/contact/{id}/remove",
         run,
-        "only for segments the contact is in",
+        "only if the contact already existed, for the segments it is in",
     )
 
 
@@ -425,13 +438,13 @@ def _remove_from_campaign(
     )
 
 
-def _notify(event: Event, routing: Routing, slack_enabled: bool) -> Step:
+def _notify(event: Event, routing: Routing, slack_enabled: bool, slack_problem: str | None) -> Step:
     rules = matching_rules(event, routing.slack_rules)
     if not rules or not slack_enabled:
-        reason = "no Slack rule matched" if not rules else "no Slack resource configured"
-        return Step(
-            "slack", "notify", "none", lambda ctx: ("skipped", reason), reason, required=False
-        )
+        status, reason = "skipped", "no Slack rule matched"
+        if rules:
+            status, reason = ("failed", slack_problem) if slack_problem else (status, NO_SLACK)
+        return Step("slack", "notify", "none", lambda ctx: (status, reason), reason, required=False)
     message = build_message(event, rules)
     key = fingerprint(event)
 
@@ -443,27 +456,57 @@ def _notify(event: Event, routing: Routing, slack_enabled: bool) -> Step:
         f"notify (rule: {', '.join(message.rules)})",
         "POST the message to the configured webhook or channel",
         run,
-        "not if this event was already posted",
+        "not if this event was already posted (ledger f/marketing/slack_posted/<event hash>)",
         required=False,
     )
 
 
 def _post_once(ctx: Context, key: str, message: Message) -> Outcome:
+    """Post at most once per event: claim it in the ledger, post, record how it ended."""
     assert ctx.slack is not None
-    note = ""
-    if ctx.ledger is not None:
+    ledger = ctx.ledger
+    if ledger is not None:
         try:
-            if ctx.ledger.seen(key):
+            claim = ledger.claim(key)
+        except ServiceError as exc:  # posting unguarded beats losing the alert
+            ctx.notes.append(f"Slack ledger unavailable, posted without a duplicate check: {exc}")
+            ledger = None
+        else:
+            if claim is Claim.POSTED:
                 return "skipped", "already posted for this event"
-        except Exception as exc:  # the ledger is a convenience; a lost alert is worse
-            note = f"; could not read the ledger ({type(exc).__name__})"
-    ctx.slack.post(message.text, message.blocks)
-    if ctx.ledger is not None:
+            if claim is Claim.BUSY:
+                return "skipped", "another job is posting it for this event right now"
+    try:
+        ctx.slack.post(message.text, message.blocks)
+    except ServiceError as exc:
+        outcome = "uncertain" if exc.maybe_applied else "failed"
+        _settle(ctx, ledger, key, outcome)
+        if outcome == "failed":
+            raise
+        return "uncertain", (
+            f"{exc.detail}: the message may or may not have been posted; it is not sent "
+            f"again, so as not to post it twice"
+        )
+    _settle(ctx, ledger, key, "posted")
+    return "done", f"posted to {ctx.slack.destination}"
+
+
+def _settle(ctx: Context, ledger: SlackLedger | None, key: str, outcome: str) -> None:
+    if ledger is None:
+        return
+    try:
+        ledger.settle(key, outcome)
+    except ServiceError as exc:
+        ctx.notes.append(
+            f"Slack ledger: could not record that this event was {outcome} ({exc}); "
+            f"a re-run may post it again"
+        )
+        return
+    if outcome == "posted":
         try:
-            ctx.ledger.record(key)
-        except Exception as exc:
-            note += f"; could not record it in the ledger ({type(exc).__name__})"
-    return "done", f"posted to {ctx.slack.destination}{note}"
+            ledger.prune(key)
+        except ServiceError as exc:  # housekeeping: the next prune tries again
+            log.warning("slack ledger: pruning old entries failed: %s", exc)
 
 
 def _contact(ctx: Context) -> Contact:

@@ -7,6 +7,7 @@ from tests.fakes.faults import FakeService, Fault, FaultQueue
 from tests.fakes.mautic import FakeMautic
 from tests.fakes.slack import FakeSlackApi, FakeSlackWebhook
 from tests.fakes.twenty import FakeTwenty
+from tests.fakes.windmill import FakeWindmill
 
 __all__ = [
     "FakeMautic",
@@ -14,6 +15,7 @@ __all__ = [
     "FakeSlackApi",
     "FakeSlackWebhook",
     "FakeTwenty",
+    "FakeWindmill",
     "Fault",
     "FaultQueue",
 ]

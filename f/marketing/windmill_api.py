@@ -1,0 +1,147 @@
+"""Thin client for the few Windmill API calls a job makes about its own workspace: resources.
+
+`wmill.get_resource(..., none_if_undefined=True)` and `wmill.get_state` answer None for every
+failure, so a 401 or a 5xx looks like "no such resource" and a ledger read that failed looks
+empty. This client tells them apart (windmill-labs/windmill: backend/windmill-api/src/
+resources.rs, backend/windmill-common/src/error.rs):
+- a missing resource is 404; one the job's user may not see is 401; errors are plain text;
+- create answers 201, or 400 "Resource … already exists"; a create the user may not make in the
+  folder fails on row-level security (400);
+- update_value and delete answer 200 even when nothing changed (no row matched or allowed).
+Local runs with WM_MOCKED_API_FILE are served from that file, as wmill serves them.
+"""
+
+import os
+from typing import Any, Protocol
+
+import httpx
+
+from f.marketing.errors import ServiceError
+from f.marketing.http_client import DEFAULT_POLICY, ServiceHttp, plain_error
+
+
+def read_error(response: httpx.Response) -> str:
+    if response.status_code == 401:
+        # The body lists the resource's and folder's permissions and the caller's identity.
+        return "the job's user may not access it (Windmill: Not authorized)"
+    return plain_error(response).splitlines()[0][:200]
+
+
+class Resources(Protocol):
+    def get(self, path: str) -> Any | None: ...
+    def create(self, path: str, value: Any, resource_type: str) -> bool: ...
+    def update(self, path: str, value: Any) -> None: ...
+    def delete(self, path: str) -> None: ...
+    def list_paths(self, path_start: str) -> list[dict[str, Any]]: ...
+
+
+class WindmillResources:
+    """Resources of the job's workspace over Windmill's REST API, as the job's user."""
+
+    def __init__(self, http: ServiceHttp, workspace: str) -> None:
+        self.http = http
+        self._prefix = f"/w/{workspace}/resources"
+
+    @classmethod
+    def from_env(cls) -> "WindmillResources":
+        base = os.environ.get("BASE_INTERNAL_URL") or os.environ.get("WM_BASE_URL") or ""
+        http = ServiceHttp(
+            "Windmill",
+            f"{base.rstrip('/')}/api",
+            headers={"Authorization": f"Bearer {os.environ.get('WM_TOKEN', '')}"},
+            error_reader=read_error,
+            policy=DEFAULT_POLICY,
+        )
+        return cls(http, os.environ.get("WM_WORKSPACE", ""))
+
+    def get(self, path: str) -> Any | None:
+        """The value with `$var:`/`$res:` resolved; None when there is no resource there."""
+        return self.http.request(
+            "GET",
+            f"{self._prefix}/get_value_interpolated/{path}",
+            action=f"read resource {path}",
+            ok_statuses=(404,),
+            read=lambda response: None if response.status_code == 404 else response.json(),
+        )
+
+    def create(self, path: str, value: Any, resource_type: str) -> bool:
+        """Create it; False when a resource is already there (nothing changed then)."""
+        response = self.http.request(
+            "POST",
+            f"{self._prefix}/create",
+            action=f"create resource {path}",
+            json={"path": path, "value": value, "resource_type": resource_type},
+            ok_statuses=(400,),
+        )
+        if response.status_code == 400:
+            if "already exists" in response.text:
+                return False
+            raise ServiceError(
+                "Windmill",
+                f"create resource {path}",
+                read_error(response) + " (the job's user needs write access to the folder)",
+                status=400,
+            )
+        return True
+
+    def update(self, path: str, value: Any) -> None:
+        self.http.request(
+            "POST",
+            f"{self._prefix}/update_value/{path}",
+            action=f"update resource {path}",
+            json={"value": value},
+        )
+
+    def delete(self, path: str) -> None:
+        self.http.request("DELETE", f"{self._prefix}/delete/{path}", action=f"delete {path}")
+
+    def list_paths(self, path_start: str) -> list[dict[str, Any]]:
+        """Resources whose path starts so (path, edited_at...; values are not listed)."""
+        return self.http.request(
+            "GET",
+            f"{self._prefix}/list",
+            action="list resources",
+            params={"path_start": path_start, "per_page": 1000},
+            read=lambda response: list(response.json()),
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class MockedResources:
+    """WM_MOCKED_API_FILE's resources, read by wmill; writes stay in this process."""
+
+    def __init__(self) -> None:
+        import wmill
+
+        self._values: dict[str, Any] = wmill.Windmill().mocked_api["resources"]
+
+    def get(self, path: str) -> Any | None:
+        return self._values.get(path)
+
+    def create(self, path: str, value: Any, resource_type: str) -> bool:
+        if path in self._values:
+            return False
+        self._values[path] = value
+        return True
+
+    def update(self, path: str, value: Any) -> None:
+        if path in self._values:
+            self._values[path] = value
+
+    def delete(self, path: str) -> None:
+        self._values.pop(path, None)
+
+    def list_paths(self, path_start: str) -> list[dict[str, Any]]:
+        return [{"path": p} for p in self._values if p.startswith(path_start)]
+
+    def close(self) -> None:
+        pass
+
+
+def workspace_resources() -> WindmillResources | MockedResources:
+    """The job's workspace, or the mocked file of a local run."""
+    if os.environ.get("WM_MOCKED_API_FILE"):
+        return MockedResources()
+    return WindmillResources.from_env()
