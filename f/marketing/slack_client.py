@@ -1,6 +1,6 @@
 """Thin client for posting one Slack message, by incoming webhook or by chat.postMessage.
 
-Facts relied on (see ../shared/reference/slack.md):
+Facts relied on (api.slack.com: 2016-05-17 webhook errors changelog, rate limits, methods):
 - A webhook answers 200 with the text `ok`; its errors are plain text with a status
   (404 `no_service`, 410 `channel_is_archived`: the webhook is dead).
 - chat.postMessage answers errors as HTTP 200 `{"ok": false, "error": ...}`.

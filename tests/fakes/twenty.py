@@ -1,10 +1,10 @@
 """A stateful stand-in for Twenty CRM's REST API: people (with native upsert) and notes.
 
-It follows /work/shared/reference/twenty.md, section 5 ("How a faithful test double should
-behave"): Bearer auth, emails stored lowercased, a deliberately narrow filter grammar that
-fails loudly, upsert that matches soft-deleted people and restores them, 400 for unknown
-fields and SELECT values, reserved custom-field names refused, and a per-minute token bucket
-answering 429 as older servers do (bare) or as newer ones do (Retry-After, X-RateLimit-*).
+It answers as Twenty does (twentyhq/twenty; the README's "API facts relied on"): Bearer auth,
+emails stored lowercased, a deliberately narrow filter grammar that fails loudly, upsert that
+matches soft-deleted people and restores them, 400 for unknown fields and SELECT values,
+reserved custom-field names refused, and a per-minute token bucket answering 429 as older
+servers do (bare) or as newer ones do (Retry-After, X-RateLimit-*).
 """
 
 import base64
