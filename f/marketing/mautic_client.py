@@ -252,28 +252,19 @@ class MauticClient:
                 )
             return read(response) if read else response
 
+        def send() -> Any:
+            return self.http.request(
+                method, path, action=action, headers=self._auth_headers(), read=checked, **kwargs
+            )
+
         try:
             try:
-                return self.http.request(
-                    method,
-                    path,
-                    action=action,
-                    headers=self._auth_headers(),
-                    read=checked,
-                    **kwargs,
-                )
+                return send()
             except ServiceError as exc:
                 if exc.status != 401 or not self._oauth:
                     raise
                 self._fetch_token()  # expired token: one fresh token, one more try
-                return self.http.request(
-                    method,
-                    path,
-                    action=action,
-                    headers=self._auth_headers(),
-                    read=checked,
-                    **kwargs,
-                )
+                return send()
         except ServiceError as exc:
             if exc.status == 403 and hint_403:
                 raise ServiceError(
