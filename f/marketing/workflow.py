@@ -156,13 +156,13 @@ def _plan_upgraded(event: UserUpgraded, routing: Routing) -> list[Step | None]:
     old_segments = [s for s in seg.plans.get(event.previousPlan, []) if s not in new_segments]
     person = _fields((tw.plan, _twenty_plan(event.newPlan, routing)))
     contact = {"email": event.email, **_fields((mf.plan, event.newPlan))}
-    # `active` too: an upgrade after a churn is a return (members are not added again).
     return [
         _upsert_person(person_body(event.email, None, person)),
         _upsert_contact(contact, mf.consent, Consent.ON_RECORD),
         _mark_without_consent(),
         *_welcome_back(routing),
         _remove_from_segments(old_segments, f"plan {event.previousPlan}"),
+        # `active` too: an upgrade after a churn is a return (members are not added again).
         _add_to_segments([*seg.active, *new_segments]),
         _add_to_campaign(routing.campaigns.upgrade, "upgrade"),
     ]
