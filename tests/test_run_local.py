@@ -3,6 +3,7 @@
 import json
 import runpy
 import sys
+from pathlib import Path
 
 import pytest
 import wmill.client
@@ -49,3 +50,44 @@ def test_a_failed_job_exits_non_zero_with_the_reason(services, monkeypatch, tmp_
     code = run_local(monkeypatch, str(bad), "--credentials", str(tmp_path / "none.json"))
     assert code == 1
     assert "email: not a valid email address" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("missing-event", "run-example: no event file at "),
+        ("bad-event", "run-example: the event file "),
+        ("bad-credentials", "is not valid JSON"),
+        ("placeholders", "f/marketing/twenty base_url still holds the example's placeholder"),
+        ("not-resources", "must be a JSON object of resources by path"),
+    ],
+)
+def test_a_local_file_that_cannot_be_used_gives_one_line(
+    services, monkeypatch, tmp_path, capsys, setup, expected
+):
+    event, credentials = "scripts/examples/user_registered.json", tmp_path / "credentials.json"
+    if setup == "missing-event":
+        event = str(tmp_path / "nope.json")
+    elif setup == "bad-event":
+        event = str(tmp_path / "event.json")
+        (tmp_path / "event.json").write_text("{not json")
+    elif setup == "bad-credentials":
+        credentials.write_text('{"f/marketing/twenty": ')
+    elif setup == "placeholders":
+        credentials.write_text(Path("scripts/credentials.example.json").read_text())
+    else:
+        credentials.write_text('["f/marketing/twenty"]')
+
+    code = run_local(monkeypatch, event, "--credentials", str(credentials))
+    captured = capsys.readouterr()
+    assert code == 2
+    assert expected in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert "Traceback" not in captured.err
+    assert services.total_calls == 0
+
+
+def test_an_event_file_with_extra_keys_runs_as_a_webhook_would(services, monkeypatch, tmp_path):
+    body = json.loads(Path("scripts/examples/user_churned.json").read_text()) | {"utm": "x"}
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps(body))
+    assert run_local(monkeypatch, str(event), "--credentials", str(tmp_path / "none.json")) == 0

@@ -7,10 +7,18 @@ are edited in Windmill's UI without a redeploy.
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from f.marketing.contract import EVENT_NAMES
 from f.marketing.errors import ConfigError, ServiceError
@@ -92,10 +100,31 @@ class SlackSettings(_Strict):
         return self
 
 
+# A Mautic segment by id (7) or by alias ("plan-pro"). An alias reads better, survives a move
+# between Mautic instances and lets f/marketing/setup create the segment; it costs one segment
+# listing per job that needs it.
+_ALIAS = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def _segment_ref(value: Any) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, str) and _ALIAS.fullmatch(value):
+        return value
+    raise ValueError("must be a segment id (a number) or alias (lowercase letters, digits, - _)")
+
+
+SegmentRef = Annotated[int | str, BeforeValidator(_segment_ref)]
+
+
 class Segments(_Strict):
-    active: list[int] = []
-    churned: list[int] = []
-    plans: dict[str, list[int]] = {}
+    active: list[SegmentRef] = []
+    churned: list[SegmentRef] = []
+    plans: dict[str, list[SegmentRef]] = {}
+
+    def all(self) -> list[SegmentRef]:
+        refs = [*self.active, *self.churned, *(r for ids in self.plans.values() for r in ids)]
+        return list(dict.fromkeys(refs))
 
 
 class Campaigns(_Strict):
@@ -246,6 +275,27 @@ def parse_resource(model: type[M], path: str, value: Any, *, default_path: str =
 Reader = Callable[[str], Any]
 
 
+class ResourceUnreadable(ConfigError):
+    """A resource exists (or may) but could not be read: not the same as "there is none"."""
+
+
+def load_resource(
+    model: type[M], given: Any, default_path: str, reader: Reader, *, optional: bool = False
+) -> M | None:
+    """The resource passed to `main`, else the one at its path (None if optional and absent).
+
+    A string is a "$res:f/..." that Windmill left unresolved (webhook calls): read that path.
+    """
+    path = given.removeprefix("$res:") if isinstance(given, str) else default_path
+    try:
+        value = given if isinstance(given, dict) else reader(path)
+    except ServiceError as exc:
+        raise ResourceUnreadable(f"Resource {path} could not be read: {exc}") from None
+    if value is None and optional:
+        return None
+    return parse_resource(model, path, value, default_path=default_path)
+
+
 def load_settings(
     twenty: Any = None,
     mautic: Any = None,
@@ -259,32 +309,20 @@ def load_settings(
     Slack is optional: no resource at f/marketing/slack means no notifications, but one that
     exists and cannot be read (401, 5xx) is a Slack failure the result reports.
     """
-
-    def path_of(given: Any, default_path: str) -> str:
-        # "$res:f/..." that Windmill left unresolved (webhook calls) names another path.
-        return given.removeprefix("$res:") if isinstance(given, str) else default_path
-
-    def load(model: type[M], given: Any, default_path: str) -> M:
-        path = path_of(given, default_path)
-        try:
-            value = given if isinstance(given, dict) else reader(path)
-        except ServiceError as exc:
-            raise ConfigError(f"Resource {path} could not be read: {exc}") from None
-        return parse_resource(model, path, value, default_path=default_path)
-
     slack_settings, slack_problem = None, None
-    path = path_of(slack, SLACK_PATH)
     try:
-        value = slack if isinstance(slack, dict) else reader(path)
-    except ServiceError as exc:
-        slack_problem = f"resource {path} could not be read: {exc}"
-    else:
-        if value is not None:
-            slack_settings = parse_resource(SlackSettings, path, value, default_path=SLACK_PATH)
+        slack_settings = load_resource(SlackSettings, slack, SLACK_PATH, reader, optional=True)
+    except ResourceUnreadable as exc:
+        slack_problem = str(exc)
     return Settings(
-        twenty=load(TwentySettings, twenty, TWENTY_PATH),
-        mautic=load(MauticSettings, mautic, MAUTIC_PATH),
+        twenty=_required(load_resource(TwentySettings, twenty, TWENTY_PATH, reader)),
+        mautic=_required(load_resource(MauticSettings, mautic, MAUTIC_PATH, reader)),
         slack=slack_settings,
-        routing=load(Routing, routing, ROUTING_PATH),
+        routing=_required(load_resource(Routing, routing, ROUTING_PATH, reader)),
         slack_problem=slack_problem,
     )
+
+
+def _required(value: M | None) -> M:
+    assert value is not None, "only optional resources may be absent"
+    return value

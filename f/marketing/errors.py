@@ -53,3 +53,11 @@ class JobFailed(MarketingError):
     def __init__(self, message: str, summary: dict) -> None:
         self.summary = summary
         super().__init__(message)
+
+
+class SetupIncomplete(MarketingError):
+    """f/marketing/setup found something that would make events fail; the message lists it."""
+
+    def __init__(self, message: str, result: dict) -> None:
+        self.result = result
+        super().__init__(message)

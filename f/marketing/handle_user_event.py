@@ -4,20 +4,17 @@ The SaaS posts the event body to this script's webhook; a person can run it from
 Resources are read from f/marketing/{twenty,mautic,slack,routing} unless picked in the form.
 """
 
-import logging
-import sys
 from datetime import UTC, datetime
 from typing import Literal
 
 from f.marketing.config import Settings, load_settings
 from f.marketing.contract import BODY_FIELDS, MODELS, cut_fields, fields_of, parse_event
 from f.marketing.errors import InvalidEvent
+from f.marketing.job_log import log, log_to_stdout
 from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
 from f.marketing.windmill_api import Resources, workspace_resources
 from f.marketing.workflow import Context, Event, run
 from f.marketing.workflow import plan as plan_steps
-
-log = logging.getLogger("f.marketing")
 
 
 def preprocessor(event: dict) -> dict:
@@ -68,7 +65,7 @@ def main(
         slack: Leave empty to use f/marketing/slack (no resource there: no Slack messages).
         routing: Leave empty to use f/marketing/routing.
     """
-    _log_to_stdout()
+    log_to_stdout()
     given = {
         "event": event,
         "email": email,
@@ -135,11 +132,3 @@ def _handle(
         "notes": notes,
         "wm_labels": labels,
     }
-
-
-def _log_to_stdout() -> None:
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)

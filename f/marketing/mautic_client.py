@@ -30,6 +30,7 @@ from f.marketing.http_client import DEFAULT_POLICY, RetryPolicy, ServiceHttp, js
 # The comment marks a do-not-contact entry as ours, so that only ours is ever lifted.
 NO_CONSENT_COMMENT = "No marketing consent given (set by f/marketing/handle_user_event)"
 DNC_MANUAL = 3
+PAGE = 200  # Mautic lists 30 a page unless asked
 NO_CONSENT_DNC = {"channel": "email", "reason": DNC_MANUAL, "comments": NO_CONSENT_COMMENT}
 
 SEGMENT_ACCESS_HINT = (
@@ -223,6 +224,83 @@ class MauticClient:
             read=_success,
         )
 
+    # --- for the segment aliases of the routing, and for f/marketing/setup ----------------
+
+    def segments(self) -> list[dict[str, Any]]:
+        """Every segment the API user can list (all of them with lead:lists:viewother)."""
+        return self._listing("/api/segments", "lists", action="list segments")
+
+    def segment(self, segment_id: int) -> dict[str, Any] | None:
+        return self._one(f"/api/segments/{segment_id}", "list", action=f"read segment {segment_id}")
+
+    def create_segment(self, alias: str, name: str) -> dict[str, Any]:
+        """A published segment visible to other users, with no filters: members are added."""
+        body = {"name": name, "alias": alias, "isPublished": True, "isGlobal": True}
+        return self._call(
+            "POST",
+            "/api/segments/new",
+            action=f"create segment {alias}",
+            json=body,
+            read=lambda response: response.json()["list"],
+        )
+
+    def campaign(self, campaign_id: int) -> dict[str, Any] | None:
+        return self._one(
+            f"/api/campaigns/{campaign_id}", "campaign", action=f"read campaign {campaign_id}"
+        )
+
+    def contact_fields(self) -> list[dict[str, Any]]:
+        return self._listing("/api/fields/contact", "fields", action="list contact fields")
+
+    def create_contact_field(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create it; True when Mautic creates its column later, in the background (202)."""
+        return self._call(
+            "POST",
+            "/api/fields/contact/new",
+            action=f"create contact field {body.get('alias')}",
+            json=body,
+            read=lambda response: (response.json()["field"], response.status_code == 202),
+        )
+
+    def me(self) -> dict[str, Any]:
+        """The API user (GET /api/users/self needs no permission): also a credentials check."""
+        return self._call(
+            "GET", "/api/users/self", action="read the API user", read=lambda r: dict(r.json())
+        )
+
+    def granted(self, user_id: int, permissions: list[str]) -> dict[str, bool]:
+        """Which of these role permissions the user has (UserApiController::isGrantedAction)."""
+        return self._call(
+            "POST",
+            f"/api/users/{user_id}/permissioncheck",
+            action="check the API user's permissions",
+            json={"permissions": permissions},
+            read=lambda r: {p: bool(r.json()[p]) for p in permissions},
+        )
+
+    def _listing(self, path: str, key: str, *, action: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            page = self._call(
+                "GET",
+                path,
+                action=action,
+                params={"start": len(items), "limit": PAGE},
+                read=lambda response: _listed(response.json(), key),
+            )
+            items += page
+            if len(page) < PAGE:
+                return items
+
+    def _one(self, path: str, key: str, *, action: str) -> dict[str, Any] | None:
+        return self._call(
+            "GET",
+            path,
+            action=action,
+            ok_statuses=(404,),
+            read=lambda r: None if r.status_code == 404 else dict(r.json()[key]),
+        )
+
     def add_do_not_contact(self, contact_id: int) -> None:
         self._call(
             "POST",
@@ -245,7 +323,7 @@ class MauticClient:
 
         def checked(response: httpx.Response) -> Any:
             body = json_body(response)
-            if isinstance(body, dict) and body.get("errors"):
+            if response.is_success and isinstance(body, dict) and body.get("errors"):
                 # Some 2xx replies carry errors (batch items, stats listings): they are errors.
                 raise ServiceError(
                     "Mautic", action, read_error(response), status=response.status_code
@@ -288,6 +366,14 @@ class MauticClient:
             },
             read=lambda response: str(response.json()["access_token"]),
         )
+
+
+def _listed(body: Any, key: str) -> list[dict[str, Any]]:
+    # Lists are objects keyed by id; an empty one may be [] or {}, or the whole body [].
+    listing = body.get(key) if isinstance(body, dict) else body
+    if isinstance(listing, dict):
+        return [item for item in listing.values() if isinstance(item, dict)]
+    return [item for item in listing or [] if isinstance(item, dict)]
 
 
 def _ids(listing: Any) -> set[int]:

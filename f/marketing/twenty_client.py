@@ -96,3 +96,67 @@ class TwentyClient:
             action="upsert person",
             read=_read_person,
         )
+
+    # --- for f/marketing/setup ----------------------------------------------------------
+
+    def check_key(self) -> None:
+        """One cheap read: 401 when the key is wrong or revoked."""
+        self.http.request(
+            "GET",
+            "/rest/people",
+            params={"limit": 1},
+            action="read people",
+            read=lambda response: response.json()["data"]["people"],
+        )
+
+    def upsert_supported(self) -> bool | None:
+        """Whether `POST /rest/people` takes `?upsert=true`, from the server's OpenAPI document
+        (open-api/utils/parameters.utils.ts, computeUpsertParameters); None when it says
+        nothing about people. Older REST layers ignore the parameter without a word."""
+
+        def read(response: httpx.Response) -> bool | None:
+            create = response.json().get("paths", {}).get("/people", {}).get("post")
+            if create is None:
+                return None
+            return any(
+                p.get("name") == "upsert" or str(p.get("$ref", "")).endswith("/upsert")
+                for p in create.get("parameters") or []
+            )
+
+        return self.http.request(
+            "GET", "/rest/open-api/core", action="read the OpenAPI document", read=read
+        )
+
+    def person_object(self) -> dict[str, Any]:
+        """The People object's metadata, with its fields where the server embeds them."""
+
+        def read(response: httpx.Response) -> dict[str, Any]:
+            data = response.json()["data"]
+            objects = data["objects"] if isinstance(data, dict) else data
+            return next(o for o in objects if o.get("nameSingular") == "person")
+
+        return self.http.request(
+            "GET",
+            "/rest/metadata/objects",
+            params={"limit": 1000},
+            action="read the data model",
+            read=read,
+        )
+
+    def create_field(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.http.request(
+            "POST",
+            "/rest/metadata/fields",
+            json=body,
+            action=f"create field {body.get('name')}",
+            read=lambda response: response.json()["data"]["createOneField"],
+        )
+
+    def set_field_options(self, field_id: str, options: list[dict[str, Any]]) -> None:
+        """Options are replaced as a whole: pass the existing ones (with their ids) too."""
+        self.http.request(
+            "PATCH",
+            f"/rest/metadata/fields/{field_id}",
+            json={"options": options},
+            action="add plan options",
+        )

@@ -40,7 +40,8 @@ class WindmillResources:
 
     def __init__(self, http: ServiceHttp, workspace: str) -> None:
         self.http = http
-        self._prefix = f"/w/{workspace}/resources"
+        self._workspace = f"/w/{workspace}"
+        self._prefix = f"{self._workspace}/resources"
 
     @classmethod
     def from_env(cls) -> "WindmillResources":
@@ -103,6 +104,20 @@ class WindmillResources:
             action="list resources",
             params={"path_start": path_start, "per_page": 1000},
             read=lambda response: list(response.json()),
+        )
+
+    def may_write_folder(self, folder: str) -> tuple[str, bool]:
+        """The job's user and whether it may write in the folder, read without writing
+        (`whoami`: `folders` lists the folders its user may write in)."""
+
+        def read(response: httpx.Response) -> tuple[str, bool]:
+            me = response.json()
+            return str(me["username"]), bool(me.get("is_admin")) or folder in (
+                me.get("folders") or []
+            )
+
+        return self.http.request(
+            "GET", f"{self._workspace}/users/whoami", action="read the job's user", read=read
         )
 
     def close(self) -> None:

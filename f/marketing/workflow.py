@@ -14,7 +14,7 @@ from typing import Any, assert_never
 
 import httpx
 
-from f.marketing.config import Routing, Settings
+from f.marketing.config import Routing, SegmentRef, Settings
 from f.marketing.contract import UserChurned, UserRegistered, UserUpgraded, split_name
 from f.marketing.errors import ConfigError, JobFailed, MarketingError, ServiceError
 from f.marketing.mautic_client import NO_CONSENT_DNC, Contact, MauticClient
@@ -47,6 +47,7 @@ class Context:
     consent: bool = False  # consent on record, known once the Mautic contact is upserted
     notes: list[str] = field(default_factory=list)  # for the operator, in the job's result
     _segments: set[int] | None = None
+    _aliases: dict[str, int] | None = None
 
     @classmethod
     def connect(cls, settings: Settings, resources: Resources) -> "Context":
@@ -63,6 +64,21 @@ class Context:
         if self._segments is None:
             self._segments = set() if contact.created else self.mautic.segment_ids(contact.id)
         return self._segments
+
+    def segment_ids(self, refs: list[SegmentRef]) -> list[int]:
+        """Ids for the routing's segment references; aliases cost one listing per job."""
+        if all(isinstance(ref, int) for ref in refs):
+            return [int(ref) for ref in refs]
+        if self._aliases is None:
+            self._aliases = {str(s["alias"]): int(s["id"]) for s in self.mautic.segments()}
+        missing = [ref for ref in refs if isinstance(ref, str) and ref not in self._aliases]
+        if missing:
+            raise ConfigError(
+                f"Resource f/marketing/routing: Mautic has no segment with alias {missing[0]!r} "
+                f"that the API user can see: run f/marketing/setup with apply to create it, "
+                f"or put the segment's id in the routing"
+            )
+        return list(dict.fromkeys(r if isinstance(r, int) else self._aliases[r] for r in refs))
 
     def segments_read(self) -> bool:
         return self._segments is not None or _contact(self).created
@@ -336,14 +352,14 @@ def _mark_without_consent() -> Step:
     )
 
 
-def _remove_from_segments(ids: list[int], label: str) -> Step | None:
-    if not ids:
+def _remove_from_segments(refs: list[SegmentRef], label: str) -> Step | None:
+    if not refs:
         return None
 
     def run(ctx: Context) -> Outcome:
         if _contact(ctx).created:
             return "skipped", "new contact: in no segment yet"
-        targets = [s for s in ids if s in ctx.segments()]
+        targets = [s for s in ctx.segment_ids(refs) if s in ctx.segments()]
         for segment_id in targets:
             ctx.mautic.remove_from_segment(segment_id, _contact(ctx).id)
         if not targets:
@@ -352,7 +368,7 @@ def _remove_from_segments(ids: list[int], label: str) -> Step | None:
 
     return Step(
         "mautic",
-        f"remove from {label} segments {_ids(ids)}",
+        f"remove from {label} segments {_ids(refs)}",
         "GET /api/contacts/{id}/segments (once per job), then "
         "POST /api/segments/{segment}/contact/{id}/remove",
         run,
@@ -360,9 +376,9 @@ def _remove_from_segments(ids: list[int], label: str) -> Step | None:
     )
 
 
-def _add_to_segments(ids: list[int]) -> Step | None:
-    ids = list(dict.fromkeys(ids))
-    if not ids:
+def _add_to_segments(refs: list[SegmentRef]) -> Step | None:
+    refs = list(dict.fromkeys(refs))
+    if not refs:
         return None
 
     def run(ctx: Context) -> Outcome:
@@ -370,7 +386,7 @@ def _add_to_segments(ids: list[int]) -> Step | None:
         if not ctx.consent:
             return "skipped", "no marketing consent on record"
         known = ctx.segments() if ctx.segments_read() else set()
-        missing = [s for s in ids if s not in known]
+        missing = [s for s in ctx.segment_ids(refs) if s not in known]
         for segment_id in missing:
             ctx.mautic.add_to_segment(segment_id, contact.id)
         if not missing:
@@ -379,7 +395,7 @@ def _add_to_segments(ids: list[int]) -> Step | None:
 
     return Step(
         "mautic",
-        f"add to segments {_ids(ids)}",
+        f"add to segments {_ids(refs)}",
         "POST /api/segments/{segment}/contact/{id}/add",
         run,
         NEEDS_CONSENT,
@@ -411,7 +427,7 @@ def _add_to_campaign(campaign_id: int | None, purpose: str) -> Step | None:
 
 
 def _remove_from_campaign(
-    campaign_id: int | None, purpose: str, churned_segments: list[int]
+    campaign_id: int | None, purpose: str, churned_segments: list[SegmentRef]
 ) -> Step | None:
     if campaign_id is None:
         return None
@@ -421,7 +437,7 @@ def _remove_from_campaign(
         if contact.created:
             return "skipped", "new contact: in no campaign yet"
         # Churn put the contact in a churned segment too: not in one, no churn to undo.
-        if churned_segments and not ctx.segments() & set(churned_segments):
+        if churned_segments and not ctx.segments() & set(ctx.segment_ids(churned_segments)):
             return "skipped", "not in a churned segment"
         ctx.mautic.remove_from_campaign(campaign_id, contact.id)
         return "done", f"left the {purpose} sequence (if in it)"
@@ -514,8 +530,8 @@ def _contact(ctx: Context) -> Contact:
     return ctx.contact
 
 
-def _ids(ids: list[int]) -> str:
-    return ", ".join(map(str, ids))
+def _ids(refs: list[SegmentRef]) -> str:
+    return ", ".join(map(str, refs))
 
 
 # --- running --------------------------------------------------------------------------------

@@ -49,7 +49,24 @@ DEFAULT_CAMPAIGNS = {
     for cid, name in {10: "Onboarding", 11: "Upgrade", 12: "Win-back"}.items()
 }
 # What a dedicated API user is given in the README; a test removes one to see the refusal.
-DEFAULT_PERMISSIONS = frozenset({"lead:lists:viewother", "campaign:campaigns:viewother"})
+DEFAULT_PERMISSIONS = frozenset(
+    {
+        "lead:leads:editother",
+        "lead:lists:viewother",
+        "campaign:campaigns:viewother",
+        "lead:fields:full",
+    }
+)
+# A level grants the lower ones (AbstractPermissions::analyzePermissions).
+IMPLIED = {
+    "lead:leads:editother": {"lead:leads:viewother", "lead:leads:editown", "lead:leads:viewown"},
+    "lead:leads:viewother": {"lead:leads:viewown"},
+    "lead:lists:viewother": {"lead:lists:viewown"},
+    "campaign:campaigns:viewother": {"campaign:campaigns:viewown"},
+    "lead:fields:full": {"lead:fields:view"},
+}
+USER_IDS = {"marketing": 1}  # the API user is 2
+FIELD_TYPES = {"text", "textarea", "boolean", "datetime", "date", "select", "number", "email"}
 # Keys of a contact body that are not field aliases.
 CONTROL_KEYS = {
     "id",
@@ -136,6 +153,13 @@ class FakeMautic(FakeService):
         ("POST", r"/api/contacts/(?P<contact_id>\d+)/dnc/(?P<channel>\w+)/add", "add_dnc"),
         ("POST", r"/api/contacts/(?P<contact_id>\d+)/dnc/(?P<channel>\w+)/remove", "remove_dnc"),
         ("GET", r"/api/segments", "list_segments"),
+        ("GET", r"/api/segments/(?P<segment_id>\d+)", "get_segment"),
+        ("POST", r"/api/segments/new", "create_segment"),
+        ("GET", r"/api/campaigns/(?P<campaign_id>\d+)", "get_campaign"),
+        ("GET", r"/api/fields/contact", "list_fields"),
+        ("POST", r"/api/fields/contact/new", "create_field"),
+        ("GET", r"/api/users/self", "get_self"),
+        ("POST", r"/api/users/(?P<user_id>\d+)/permissioncheck", "check_permissions"),
         (
             "POST",
             r"/api/segments/(?P<segment_id>\d+)/contact/(?P<contact_id>\d+)/(?P<action>add|remove)",
@@ -162,6 +186,8 @@ class FakeMautic(FakeService):
         segments: dict[int, dict] | None = None,
         campaigns: dict[int, dict] | None = None,
         permissions: set[str] | frozenset[str] = DEFAULT_PERMISSIONS,
+        admin: bool = False,
+        fields_in_background: bool = False,
         rate_limit: int | None = None,
     ) -> None:
         super().__init__(base_url)
@@ -174,6 +200,11 @@ class FakeMautic(FakeService):
         self.segments = copy.deepcopy(DEFAULT_SEGMENTS if segments is None else segments)
         self.campaigns = copy.deepcopy(DEFAULT_CAMPAIGNS if campaigns is None else campaigns)
         self.permissions = set(permissions)
+        self.admin = admin
+        # create_custom_field_in_background: a new field is usable once the cron job has run.
+        self.fields_in_background = fields_in_background
+        self.pending_fields: dict[str, str] = {}
+        self._segment_ids = itertools.count(max(self.segments, default=0) + 1)
         self.rate_limit = rate_limit
         self.contacts: dict[int, dict] = {}
         self.segment_members: dict[int, set[int]] = {sid: set() for sid in self.segments}
@@ -223,6 +254,16 @@ class FakeMautic(FakeService):
             self.campaign_members.setdefault(campaign_id, set()).add(contact["id"])
             self.campaign_rotations[(campaign_id, contact["id"])] = 1
         return contact["id"]
+
+    def run_field_cron(self) -> None:
+        """mautic:custom-field:create-column: the columns of background-created fields."""
+        self.fields.update(self.pending_fields)
+        self.pending_fields.clear()
+
+    def granted(self, permission: str) -> bool:
+        if self.admin or permission in self.permissions:
+            return True
+        return any(permission in IMPLIED.get(held, ()) for held in self.permissions)
 
     def expire_tokens(self) -> None:
         """Every token issued so far now gets 401 invalid_grant (60 minutes have passed)."""
@@ -637,24 +678,149 @@ class FakeMautic(FakeService):
         published global ones or the API user's own (published or not)."""
         segment = self.segments[segment_id]
         published = segment.get("published", True)
-        if "lead:lists:viewother" in self.permissions:
+        if self.granted("lead:lists:viewother"):
             return published
         own = segment.get("owner") == self.username
         return (published and segment.get("global", True)) or own
 
     def _may_view_campaign(self, campaign_id: int) -> bool:
         own = self.campaigns[campaign_id].get("owner") == self.username
-        return own or "campaign:campaigns:viewother" in self.permissions
+        return own or self.granted("campaign:campaigns:viewother")
+
+    def _user_id(self, username: str | None) -> int:
+        return 2 if username == self.username else USER_IDS.get(username or "", 1)
+
+    def _segment_item(self, sid: int) -> dict:
+        segment = self.segments[sid]
+        return {
+            "id": sid,
+            "name": segment.get("name") or self._segment_name(sid),
+            "alias": self._alias(sid),
+            "isPublished": segment.get("published", True),
+            "isGlobal": segment.get("global", True),
+            "createdBy": self._user_id(segment.get("owner")),
+            "filters": [],
+        }
+
+    @staticmethod
+    def _page(request: httpx.Request, items: list) -> list:
+        start = int(request.url.params.get("start", 0))
+        return items[start : start + int(request.url.params.get("limit", 30))]
 
     def list_segments(self, request: httpx.Request) -> httpx.Response:
-        """GET /api/segments?search=: a partial match on name and alias, as in Mautic."""
+        """GET /api/segments: without view-other only the user's own; `search` is a partial
+        match on name and alias; 30 a page unless `limit` says otherwise."""
         text = request.url.params.get("search", "").lower()
-        lists = {
-            str(sid): {"id": sid, "name": self._segment_name(sid), "alias": self._alias(sid)}
+        everyone = self.granted("lead:lists:viewother")
+        visible = [
+            sid
             for sid in sorted(self.segments)
+            if everyone or self.segments[sid].get("owner") == self.username
+        ]
+        found = [
+            self._segment_item(sid)
+            for sid in visible
             if text in self._alias(sid).lower() or text in self._segment_name(sid).lower()
+        ]
+        lists = {str(item["id"]): item for item in self._page(request, found)}
+        return json_response(200, {"total": str(len(found)), "lists": lists or []})
+
+    def get_segment(self, request: httpx.Request, segment_id: str) -> httpx.Response:
+        """Any segment is readable with view-own (ListApiController::checkEntityAccess)."""
+        if int(segment_id) not in self.segments:
+            raise Reject(404, "Item was not found.")
+        return json_response(200, {"list": self._segment_item(int(segment_id))})
+
+    def create_segment(self, request: httpx.Request) -> httpx.Response:
+        body = self._body(request)
+        if not isinstance(body, dict) or not body.get("name"):
+            raise Reject(400, "name: A name is required.")
+        alias = str(body.get("alias") or body["name"]).lower().replace(" ", "-")
+        taken = {self._alias(sid) for sid in self.segments}
+        base, n = alias, 1
+        while alias in taken:  # ListModel::saveEntity makes a taken alias unique
+            n += 1
+            alias = f"{base}{n}"
+        sid = next(self._segment_ids)
+        self.segments[sid] = {
+            "alias": alias,
+            "name": body["name"],
+            "published": bool(body.get("isPublished", True)),
+            "global": bool(body.get("isGlobal", True)),
+            "owner": self.username,
         }
-        return json_response(200, {"total": len(lists), "lists": lists})
+        self.segment_members[sid] = set()
+        return json_response(201, {"list": self._segment_item(sid)})
+
+    def get_campaign(self, request: httpx.Request, campaign_id: str) -> httpx.Response:
+        cid = int(campaign_id)
+        if cid not in self.campaigns:
+            raise Reject(404, "Item was not found.")
+        if not self._may_view_campaign(cid):
+            raise Reject(403, DEFAULT_MESSAGES[403])
+        campaign = self.campaigns[cid]
+        return json_response(
+            200,
+            {
+                "campaign": {
+                    "id": cid,
+                    "name": campaign["name"],
+                    "isPublished": campaign.get("published", True),
+                    "allowRestart": bool(campaign.get("allow_restart")),
+                    "createdBy": self._user_id(campaign.get("owner")),
+                }
+            },
+        )
+
+    def list_fields(self, request: httpx.Request) -> httpx.Response:
+        if not self.granted("lead:fields:view"):
+            raise Reject(403, DEFAULT_MESSAGES[403])
+        known = {**self.fields, **self.pending_fields}
+        items = [
+            {
+                "id": index,
+                "label": alias.replace("_", " ").capitalize(),
+                "alias": alias,
+                "type": kind,
+                "group": "core",
+                "object": "lead",
+                "isPublished": alias in self.fields,
+            }
+            for index, (alias, kind) in enumerate(sorted(known.items()), start=1)
+        ]
+        fields = {str(item["id"]): item for item in self._page(request, items)}
+        return json_response(200, {"total": len(items), "fields": fields or []})
+
+    def create_field(self, request: httpx.Request) -> httpx.Response:
+        body = self._body(request)
+        if not isinstance(body, dict) or not body.get("label"):
+            raise Reject(400, "label: A label is required.")
+        alias, kind = str(body.get("alias") or ""), str(body.get("type") or "text")
+        if alias in self.fields or alias in self.pending_fields:
+            raise Reject(400, "alias: Another field is already using this alias.")
+        if kind not in FIELD_TYPES:
+            raise Reject(400, f"type: {kind} is not a field type.")
+        properties = body.get("properties") or {}
+        if kind == "boolean" and not (properties.get("yes") and properties.get("no")):
+            raise Reject(400, "properties: A 'positive' label is required.")
+        field = {"alias": alias, "label": body["label"], "type": kind, "object": "lead"}
+        if self.fields_in_background:
+            self.pending_fields[alias] = kind
+            return json_response(202, {"field": {**field, "isPublished": False}})
+        self.fields[alias] = kind
+        return json_response(201, {"field": {**field, "isPublished": True}})
+
+    def get_self(self, request: httpx.Request) -> httpx.Response:
+        role = {"id": 2, "name": "API", "isAdmin": self.admin}
+        return json_response(200, {"id": 2, "username": self.username, "role": role})
+
+    def check_permissions(self, request: httpx.Request, user_id: str) -> httpx.Response:
+        if int(user_id) != 2:
+            raise Reject(404, "Item was not found.")
+        wanted = (self._body(request) or {}).get("permissions") or []
+        if not wanted:
+            raise Reject(400, "At least one permission must be submitted.")
+        return json_response(200, {p: self.granted(p) for p in wanted})
 
     def segment_membership(
         self, request: httpx.Request, segment_id: str, contact_id: str, action: str

@@ -49,8 +49,24 @@ SCALARS: dict[str, Any] = {"jobTitle": "", "avatarUrl": "", "position": None, "c
 STANDARD_FIELDS = {"id", *COMPOSITES, *SCALARS}
 
 NOTE_FIELDS = {"id", "title", "body", "bodyV2", "position"}
+PERSON_OBJECT_ID = "20202020-0000-4000-8000-000000000001"
+STANDARD_FIELD_TYPES = {
+    "name": "FULL_NAME",
+    "emails": "EMAILS",
+    "phones": "PHONES",
+    "linkedinLink": "LINKS",
+    "xLink": "LINKS",
+    "jobTitle": "TEXT",
+    "avatarUrl": "TEXT",
+    "position": "POSITION",
+}
+OPTION_COLORS = {
+    "red", "ruby", "crimson", "tomato", "orange", "amber", "yellow", "lime", "grass", "green",
+    "jade", "mint", "turquoise", "cyan", "sky", "blue", "iris", "violet", "purple", "plum",
+    "pink", "bronze", "gold", "brown", "gray",
+}  # fmt: skip
 MAX_RECORDS = 60  # QUERY_MAX_RECORDS: the batch cap, and the cap on `limit`
-KNOWN_OBJECTS = {"people", "notes", "noteTargets", "batch", "metadata"}
+KNOWN_OBJECTS = {"people", "notes", "noteTargets", "batch", "metadata", "open-api"}
 EMAIL_FILTER = re.compile(r"emails\.primaryEmail\[eq\]:(?P<value>.*)", re.DOTALL)
 ERROR_CLASSES = {
     400: "BadRequestException",
@@ -102,6 +118,10 @@ class FakeTwenty(FakeService):
         ("POST", r"/rest/batch/people", "create_people"),
         ("POST", r"/rest/notes", "create_note"),
         ("POST", r"/rest/noteTargets", "create_note_target"),
+        ("GET", r"/rest/metadata/objects", "list_objects"),
+        ("POST", r"/rest/metadata/fields", "create_field"),
+        ("PATCH", r"/rest/metadata/fields/(?P<field_id>[^/]+)", "update_field"),
+        ("GET", r"/rest/open-api/core", "open_api"),
     )
 
     def __init__(
@@ -113,6 +133,8 @@ class FakeTwenty(FakeService):
         select_options: dict[str, set[str]] | None = None,
         rate_limit: int | None = None,
         rate_limit_headers: bool = False,
+        supports_upsert: bool = True,
+        data_model_access: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
         note_target_key: str = "targetPersonId",
         batch_key: str = "createPeople",
@@ -129,6 +151,10 @@ class FakeTwenty(FakeService):
         self.rate_limit = rate_limit  # requests per minute, refilled continuously
         self.rate_limit_headers = rate_limit_headers  # newer servers: Retry-After and counts
         self.monotonic = monotonic
+        # Older REST layers ignore ?upsert=true: a second write for a known email is a create.
+        self.supports_upsert = supports_upsert
+        # The API key's role may edit the data model (Settings > Roles > Data model).
+        self.data_model_access = data_model_access
         self.note_target_key = note_target_key
         self.batch_key = batch_key  # "people" mimics servers before createPeople
         self.clock = clock or self._utc_now
@@ -181,7 +207,19 @@ class FakeTwenty(FakeService):
 
     def check_access(self, request: httpx.Request) -> httpx.Response | None:
         """Bearer API key, then the per-workspace token bucket (which sends no Retry-After)."""
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+        path = self.relative_path(request) or ""
+        if path.startswith("/rest/open-api/"):
+            return None  # public: without a valid key it describes nothing
+        if (
+            path.startswith("/rest/metadata/")
+            and not self.data_model_access
+            and self._authed(request)
+        ):
+            message = "Entity performing the request does not have permission"
+            return self.error(
+                403, {"statusCode": 403, "error": "PermissionsException", "messages": [message]}
+            )
+        if not self._authed(request):
             return self.error(401, self.error_body(401, "Token invalid."))
         if self.rate_limit is not None:
             self._refill()
@@ -221,6 +259,9 @@ class FakeTwenty(FakeService):
             "X-RateLimit-Remaining": "0",
         }
         return self.error(429, body, headers)
+
+    def _authed(self, request: httpx.Request) -> bool:
+        return request.headers.get("authorization") == f"Bearer {self.api_key}"
 
     def not_found(self, request: httpx.Request) -> httpx.Response:
         """An unknown object name is a 400 from the REST controller; anything else a 404."""
@@ -434,7 +475,8 @@ class FakeTwenty(FakeService):
     def create_person(self, request: httpx.Request) -> httpx.Response:
         """POST /rest/people: 201 `createPerson`, also when `?upsert=true` updated a record."""
         body = self._clean(self._body(request))
-        person = self._create(body, upsert=request.url.params.get("upsert") == "true")
+        upsert = self.supports_upsert and request.url.params.get("upsert") == "true"
+        person = self._create(body, upsert=upsert)
         return json_response(201, {"data": {"createPerson": copy.deepcopy(person)}})
 
     def update_person(self, request: httpx.Request, person_id: str) -> httpx.Response:
@@ -519,3 +561,118 @@ class FakeTwenty(FakeService):
         }
         self.note_targets[target["id"]] = target
         return json_response(201, {"data": {"createNoteTarget": copy.deepcopy(target)}})
+
+    # --- metadata and the OpenAPI document ------------------------------------------------
+
+    def field_id(self, name: str) -> str:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.base_url}/person/{name}"))
+
+    def _field(self, name: str, kind: str, custom: bool) -> dict:
+        field: dict[str, Any] = {
+            "id": self.field_id(name),
+            "name": name,
+            "label": re.sub(r"(?<!^)([A-Z])", r" \1", name).capitalize(),
+            "type": kind,
+            "isCustom": custom,
+            "isActive": True,
+            "isNullable": True,
+            "options": None,
+        }
+        if kind == "SELECT":
+            field["options"] = [
+                {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, value)), "value": value,
+                 "label": value.title(), "color": "blue", "position": i}
+                for i, value in enumerate(sorted(self.select_options.get(name, set())))
+            ]  # fmt: skip
+        return field
+
+    def list_objects(self, request: httpx.Request) -> httpx.Response:
+        """Current servers embed each object's fields; the person object is `person`."""
+        fields = [self._field(name, kind, False) for name, kind in STANDARD_FIELD_TYPES.items()]
+        fields += [self._field(n, k, True) for n, k in self.custom_fields.items()]
+        person = {
+            "id": PERSON_OBJECT_ID,
+            "nameSingular": "person",
+            "namePlural": "people",
+            "isCustom": False,
+            "isActive": True,
+            "fields": fields,
+        }
+        company = {"id": str(uuid.uuid4()), "nameSingular": "company", "namePlural": "companies",
+                   "isCustom": False, "isActive": True, "fields": []}  # fmt: skip
+        page = {"hasNextPage": False, "hasPreviousPage": False}
+        return json_response(
+            200, {"data": {"objects": [company, person]}, "pageInfo": page, "totalCount": 2}
+        )
+
+    @staticmethod
+    def _invalid(message: str) -> httpx.Response:
+        body = {"statusCode": 400, "error": "METADATA_VALIDATION_ERROR", "message": message}
+        return json_response(400, body)
+
+    def create_field(self, request: httpx.Request) -> httpx.Response:
+        body = self._body(request)
+        if not isinstance(body, dict) or body.get("objectMetadataId") != PERSON_OBJECT_ID:
+            return self._invalid("Object metadata not found")
+        name, kind = str(body.get("name") or ""), body.get("type")
+        if name in TWENTY_RESERVED_NAMES:
+            return self._invalid(f'Name "{name}" is reserved and cannot be used as a field name')
+        if not re.fullmatch(r"[a-z][a-zA-Z0-9]*", name):
+            return self._invalid(f'Name "{name}" must be in camelCase')
+        if name in self.custom_fields or name in STANDARD_FIELD_TYPES:
+            return self._invalid(
+                f'Name "{name}" is not available as it is already used by another field'
+            )
+        if kind not in {"TEXT", "BOOLEAN", "DATE_TIME", "DATE", "NUMBER", "SELECT", "RICH_TEXT"}:
+            return self._invalid(f'Field type "{kind}" is not supported')
+        if kind == "SELECT":
+            problem = self._option_problem(body.get("options"))
+            if problem:
+                return self._invalid(problem)
+            self.select_options[name] = {o["value"] for o in body["options"]}
+        self.custom_fields[name] = kind
+        return json_response(201, {"data": {"createOneField": self._field(name, kind, True)}})
+
+    def update_field(self, request: httpx.Request, field_id: str) -> httpx.Response:
+        """Options are replaced as a whole: send the ones to keep with the new ones."""
+        names = [n for n in self.custom_fields if self.field_id(n) == field_id]
+        if not names:
+            raise Reject(404, "Field metadata not found")
+        name, body = names[0], self._body(request)
+        if "options" in body:
+            problem = self._option_problem(body["options"])
+            if problem:
+                return self._invalid(problem)
+            self.select_options[name] = {o["value"] for o in body["options"]}
+        field = self._field(name, self.custom_fields[name], True)
+        return json_response(200, {"data": {"updateOneField": field}})
+
+    @staticmethod
+    def _option_problem(options: Any) -> str | None:
+        if not isinstance(options, list) or not options:
+            return "Options are required for enum fields"
+        values = [o.get("value") for o in options if isinstance(o, dict)]
+        if len(values) != len(options) or len(set(values)) != len(values):
+            return "Options must have distinct values"
+        for option in options:
+            if not re.fullmatch(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)*", str(option.get("value"))):
+                return "Value must be in UPPER_CASE and follow snake_case"
+            if option.get("color") not in OPTION_COLORS:
+                return f"Color {option.get('color')} is not a valid color"
+        return None
+
+    def open_api(self, request: httpx.Request) -> httpx.Response:
+        """The OpenAPI document; newer servers list the `upsert` parameter on creates."""
+        if not self._authed(request):
+            return json_response(200, {"openapi": "3.1.1", "info": {}, "paths": {}})
+        parameters = [{"$ref": "#/components/parameters/upsert"}] if self.supports_upsert else []
+        document = {
+            "openapi": "3.1.1",
+            "paths": {"/people": {"post": {"parameters": parameters}}},
+            "components": {
+                "parameters": {"upsert": {"name": "upsert", "in": "query"}}
+                if self.supports_upsert
+                else {}
+            },
+        }
+        return json_response(200, document)

@@ -35,6 +35,8 @@ class FakeWindmill(FakeService):
         self.unreadable: set[str] = set()
         self.read_only: set[str] = set()
         self.folder_writable = True
+        self.username = "deployer"
+        self.is_admin = False
         prefix = rf"/api/w/{re.escape(workspace)}/resources"
         self._routes = [
             ({method}, re.compile(prefix + pattern), handler)
@@ -46,6 +48,9 @@ class FakeWindmill(FakeService):
                 ("GET", "/list", self.list_resources),
             ]
         ]
+        self._routes.append(
+            ({"GET"}, re.compile(rf"/api/w/{re.escape(workspace)}/users/whoami"), self.whoami)
+        )
 
     # --- helpers for tests ----------------------------------------------------------------
 
@@ -101,6 +106,17 @@ class FakeWindmill(FakeService):
         if self.folder_writable and path not in self.read_only:
             self.resources.pop(path, None)
         return text_response(200, f"resource {path} deleted")
+
+    def whoami(self, request: httpx.Request) -> httpx.Response:
+        """UserInfo: `folders` holds the folders the user may write in."""
+        me = {
+            "username": self.username,
+            "is_admin": self.is_admin,
+            "groups": ["all"],
+            "folders": ["marketing"] if self.folder_writable else [],
+            "folders_read": ["marketing"],
+        }
+        return json_response(200, me)
 
     def list_resources(self, request: httpx.Request) -> httpx.Response:
         start = request.url.params.get("path_start", "")

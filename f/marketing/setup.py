@@ -1,0 +1,132 @@
+"""Check that Twenty, Mautic, Slack and Windmill are ready for lifecycle events; with `apply`,
+add what is missing (fields, segments, plan options). Nothing is ever deleted or renamed.
+
+Run it from the Windmill UI after filling in the resources, and again after changing the
+routing. Locally: scripts/setup [--apply].
+"""
+
+from typing import Any
+
+from f.marketing.config import (
+    MAUTIC_PATH,
+    ROUTING_PATH,
+    SLACK_PATH,
+    TWENTY_PATH,
+    MauticSettings,
+    Routing,
+    SlackSettings,
+    TwentySettings,
+    load_resource,
+)
+from f.marketing.errors import ConfigError, MarketingError, SetupIncomplete
+from f.marketing.job_log import log_to_stdout
+from f.marketing.mautic_client import MauticClient
+from f.marketing.notifications import LEDGER_PREFIX
+from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
+from f.marketing.setup_checks import Report, check_mautic, check_slack, check_twenty
+from f.marketing.slack_client import SlackClient
+from f.marketing.twenty_client import TwentyClient
+from f.marketing.windmill_api import WindmillResources, workspace_resources
+
+FOLDER = "marketing"
+
+
+def main(
+    apply: bool = False,
+    send_test_message: bool = False,
+    twenty: c_twenty | None = None,
+    mautic: c_mautic | None = None,
+    slack: c_slack_notify | None = None,
+    routing: c_marketing_routing | None = None,
+) -> dict:
+    """Report what is ready and what is not; fail when events would fail.
+
+    Args:
+        apply: Create what is missing: Twenty and Mautic fields, Mautic segments named by alias
+            in the routing, Twenty plan options. Off: only check.
+        send_test_message: Post a test message to the Slack destination.
+        twenty: Leave empty to use f/marketing/twenty.
+        mautic: Leave empty to use f/marketing/mautic.
+        slack: Leave empty to use f/marketing/slack.
+        routing: Leave empty to use f/marketing/routing.
+    """
+    log = log_to_stdout()
+    report = Report(apply)
+    resources = workspace_resources()
+    try:
+        read = resources.get
+        routing_ = _load(report, Routing, routing, ROUTING_PATH, read)
+        twenty_ = _load(report, TwentySettings, twenty, TWENTY_PATH, read)
+        mautic_ = _load(report, MauticSettings, mautic, MAUTIC_PATH, read)
+        slack_ = _load(report, SlackSettings, slack, SLACK_PATH, read, optional=True)
+        if isinstance(resources, WindmillResources):
+            _check_ledger_folder(report, resources)
+        if routing_ and twenty_:
+            with _closing(TwentyClient.from_settings(twenty_)) as client:
+                check_twenty(client, routing_, report)
+        if routing_ and mautic_:
+            with _closing(MauticClient.from_settings(mautic_)) as client:
+                check_mautic(client, routing_, report)
+        if not any(c.subject == SLACK_PATH and c.status == "failed" for c in report.checks):
+            with _closing(SlackClient.from_settings(slack_) if slack_ else None) as client:
+                check_slack(client, send_test_message, report)
+    finally:
+        resources.close()
+
+    for line in report.text().splitlines():
+        log.info(line)
+    if report.blocking:
+        raise SetupIncomplete(
+            f"{len(report.blocking)} check(s) would make events fail "
+            f"({'after apply' if apply else 'run with apply to add what is missing'}):\n"
+            + "\n".join(c.line() for c in report.blocking)
+            + f"\n{report.counts()}",
+            report.result(),
+        )
+    return report.result()
+
+
+def _load(
+    report: Report, model: Any, given: Any, path: str, read: Any, *, optional: bool = False
+) -> Any:
+    try:
+        value = load_resource(model, given, path, read, optional=optional)
+    except ConfigError as exc:
+        report.add("windmill", path, "failed", str(exc), blocking=path != SLACK_PATH)
+        return None
+    if value is None:
+        report.add("windmill", path, "warning", "no resource: no Slack messages", blocking=False)
+    else:
+        report.add("windmill", path, "ok", "readable and well formed")
+    return value
+
+
+def _check_ledger_folder(report: Report, resources: WindmillResources) -> None:
+    try:
+        user, may_write = resources.may_write_folder(FOLDER)
+    except MarketingError as exc:
+        report.add("windmill", "Slack ledger", "warning", f"could not tell: {exc}", blocking=False)
+        return
+    if may_write:
+        report.add("windmill", "Slack ledger", "ok", f"{user} may write {LEDGER_PREFIX}")
+    else:
+        report.add(
+            "windmill", "Slack ledger", "failed",
+            f"{user} may not write in folder f/{FOLDER}: Slack posts would not be de-duplicated",
+            fix=f"add {user} to the group marketing_ops (it may write in f/{FOLDER})",
+            blocking=False,
+        )  # fmt: skip
+
+
+class _closing:
+    """Close a client's connections however its checks end."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __enter__(self) -> Any:
+        return self.client
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.client is not None:
+            self.client.http.close()

@@ -1,0 +1,467 @@
+"""What f/marketing/setup checks, and with `apply` adds: each service against the routing.
+
+Every check ends ok, fixed (apply added what was missing), warning (events work, but read
+this) or failed, with the exact fix. A failed check is "blocking" when events would fail
+because of it. Nothing here deletes, renames or changes the type of anything: apply only adds
+fields, segments and options that are missing.
+"""
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from f.marketing.config import Routing, SegmentRef
+from f.marketing.errors import MarketingError, ServiceError
+from f.marketing.mautic_client import MauticClient
+from f.marketing.slack_client import SlackClient
+from f.marketing.twenty_client import TwentyClient
+
+# role -> (accepted types, type created by apply, label)
+TWENTY_FIELDS = {
+    "plan": ({"TEXT", "SELECT"}, "TEXT", "Subscription plan"),
+    "source": ({"TEXT"}, "TEXT", "Signup source"),
+    "consent": ({"BOOLEAN"}, "BOOLEAN", "Marketing consent"),
+    "churn_reason": ({"TEXT"}, "TEXT", "Churn reason"),
+    "churned_at": ({"DATE_TIME"}, "DATE_TIME", "Churned at"),
+}
+MAUTIC_FIELDS = {
+    "plan": ({"text", "select"}, "text", "Plan"),
+    "source": ({"text"}, "text", "Signup source"),
+    "consent": ({"boolean"}, "boolean", "Marketing consent"),
+    "churn_reason": ({"textarea", "text"}, "textarea", "Churn reason"),
+    "churned_at": ({"datetime"}, "datetime", "Churned at"),
+}
+# What the handler's calls need, with the role setting that grants each (Settings > Roles).
+MAUTIC_PERMISSIONS = {
+    "lead:leads:viewother": "Contacts: View Others (to find any contact)",
+    "lead:leads:editother": "Contacts: Edit Others (to update any contact and its segments)",
+    "lead:lists:viewother": "Segments: View Others (to use segments other users made)",
+    "campaign:campaigns:viewother": (
+        "Campaigns: View Others (to check campaign membership before adding)"
+    ),
+    "lead:fields:view": "Custom Fields: View (for this check)",
+}
+OPTION_COLORS = ["blue", "green", "orange", "purple", "red", "yellow", "cyan", "pink", "gray"]
+
+
+@dataclass
+class Check:
+    service: str
+    subject: str
+    status: str  # ok | fixed | warning | failed
+    detail: str = ""
+    fix: str = ""
+    blocking: bool = True
+
+    def line(self) -> str:
+        text = f"{self.status.upper():8} {self.service:8} {self.subject}"
+        text += f": {self.detail}" if self.detail else ""
+        return text + (f"\n{'':18}fix: {self.fix}" if self.fix else "")
+
+
+@dataclass
+class Report:
+    apply: bool
+    checks: list[Check] = field(default_factory=list)
+
+    def add(self, service: str, subject: str, status: str, detail: str = "", **kw: Any) -> None:
+        self.checks.append(Check(service, subject, status, detail, **kw))
+
+    def attempt(
+        self, service: str, subject: str, action: Callable[[], object], blocking: bool = True
+    ) -> bool:
+        """Run a check that calls a service; a refusal becomes a failed check, not a crash."""
+        try:
+            action()
+        except MarketingError as exc:
+            self.add(service, subject, "failed", str(exc), fix=_fix_for(exc), blocking=blocking)
+            return False
+        return True
+
+    @property
+    def blocking(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "failed" and c.blocking]
+
+    def counts(self) -> str:
+        statuses = ["ok", "fixed", "warning", "failed"]
+        return ", ".join(f"{sum(c.status == s for c in self.checks)} {s}" for s in statuses)
+
+    def text(self) -> str:
+        return "\n".join([*(c.line() for c in self.checks), self.counts()])
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "ok": not self.blocking,
+            "apply": self.apply,
+            "summary": self.counts(),
+            "checks": [asdict(c) for c in self.checks],
+            "wm_labels": ["setup", "ok" if not self.blocking else "setup-failed"],
+        }
+
+
+def _fix_for(exc: MarketingError) -> str:
+    if isinstance(exc, ServiceError) and exc.status == 401:
+        return f"check the {exc.service} credentials in their resource"
+    if isinstance(exc, ServiceError) and exc.status is None:
+        return f"check the {exc.service} base_url and that this worker can reach it"
+    return ""
+
+
+# --- Twenty ---------------------------------------------------------------------------------
+
+
+def check_twenty(client: TwentyClient, routing: Routing, report: Report) -> None:
+    if not report.attempt("twenty", "API key", client.check_key):
+        return
+    report.add("twenty", "API key", "ok", "people can be read")
+    _twenty_upsert(client, report)
+    try:
+        person = client.person_object()
+    except ServiceError as exc:
+        fix = "give the API key's role the Data model permission (Settings > Roles)"
+        report.add("twenty", "data model", "failed", str(exc), fix=fix if exc.status == 403 else "")
+        return
+    if not isinstance(person.get("fields"), list):
+        report.add(
+            "twenty", "data model", "warning",
+            "this Twenty version does not list People's fields through its REST API",
+            fix="check the fields by hand under Settings > Data model > People",
+        )  # fmt: skip
+        return
+    fields = {f["name"]: f for f in person["fields"]}
+    names = routing.fields.twenty.model_dump()
+    for role, name in names.items():
+        if name is None:
+            continue
+        accepted, kind, label = TWENTY_FIELDS[role]
+        existing = fields.get(name)
+        subject = f"People field {name}"
+        if existing is not None:
+            if existing.get("type") not in accepted:
+                report.add(
+                    "twenty", subject, "failed",
+                    f"is {existing.get('type')}, the {role} needs {' or '.join(sorted(accepted))}",
+                    fix=f"map routing.fields.twenty.{role} to a field of that type",
+                )  # fmt: skip
+            elif existing.get("type") == "SELECT":
+                _twenty_plan_options(client, existing, routing, report)
+            else:
+                report.add("twenty", subject, "ok", existing.get("type", ""))
+            continue
+        if role == "plan" and routing.fields.twenty_plan_values:
+            kind = "SELECT"
+        if not report.apply:
+            report.add(
+                "twenty", subject, "failed", "missing",
+                fix=f"run setup with apply, or create it ({kind}, name {name}) under "
+                f"Settings > Data model > People",
+            )  # fmt: skip
+            continue
+        body: dict[str, Any] = {
+            "objectMetadataId": person["id"],
+            "type": kind,
+            "name": name,
+            "label": label,
+            "isNullable": True,
+        }
+        if kind == "SELECT":
+            body["options"] = _options(routing.fields.twenty_plan_values or {}, start=0)
+        if report.attempt("twenty", subject, lambda body=body: client.create_field(body)):
+            report.add("twenty", subject, "fixed", f"created ({kind})")
+
+
+def _twenty_upsert(client: TwentyClient, report: Report) -> None:
+    try:
+        supported = client.upsert_supported()
+    except ServiceError as exc:
+        supported, reason = None, str(exc)
+    else:
+        reason = "its OpenAPI document does not describe creating people"
+    if supported:
+        report.add("twenty", "upsert", "ok", "POST /rest/people takes ?upsert=true")
+    elif supported is None:
+        report.add(
+            "twenty", "upsert", "warning", f"could not tell: {reason}",
+            fix="make sure the server is recent enough to honour POST /rest/people?upsert=true",
+            blocking=False,
+        )  # fmt: skip
+    else:
+        report.add(
+            "twenty", "upsert", "failed",
+            "this server ignores ?upsert=true: a second event for a known email would fail "
+            "as a duplicate",
+            fix="upgrade Twenty to a release whose REST API takes ?upsert=true",
+        )  # fmt: skip
+
+
+def _twenty_plan_options(
+    client: TwentyClient, existing: dict[str, Any], routing: Routing, report: Report
+) -> None:
+    subject = f"People field {existing['name']}"
+    values = routing.fields.twenty_plan_values
+    unmapped = [p for p in routing.segments.plans if not values or p not in values]
+    if values is None or unmapped:
+        plan = unmapped[0] if unmapped else "each plan"
+        report.add(
+            "twenty", subject, "failed",
+            f"is a SELECT field, and {plan!r} has no option value in the routing",
+            fix="map every plan to an option value in routing.fields.twenty_plan_values",
+        )  # fmt: skip
+        return
+    options = list(existing.get("options") or [])
+    have = {o.get("value") for o in options}
+    wanted = {plan: value for plan, value in values.items() if value not in have}
+    if not wanted:
+        report.add("twenty", subject, "ok", "SELECT, with an option for every plan")
+        return
+    shown = ", ".join(sorted(wanted.values()))
+    if not report.apply:
+        report.add(
+            "twenty", subject, "failed", f"SELECT without the options {shown}",
+            fix="run setup with apply, or add them under Settings > Data model > People",
+        )  # fmt: skip
+        return
+    added = options + _options(wanted, start=len(options))
+    if report.attempt("twenty", subject, lambda: client.set_field_options(existing["id"], added)):
+        report.add("twenty", subject, "fixed", f"added the options {shown}")
+
+
+def _options(values: dict[str, str], start: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "value": value,
+            "label": plan,
+            "color": OPTION_COLORS[(start + i) % len(OPTION_COLORS)],
+            "position": start + i,
+        }
+        for i, (plan, value) in enumerate(values.items())
+    ]
+
+
+# --- Mautic ---------------------------------------------------------------------------------
+
+
+def check_mautic(client: MauticClient, routing: Routing, report: Report) -> None:
+    me: dict[str, Any] = {}
+
+    def read_me() -> None:
+        me.update(client.me())
+
+    if not report.attempt("mautic", "API and credentials", read_me):
+        return
+    report.add("mautic", "API and credentials", "ok", f"API user {me.get('username')}")
+    granted = _mautic_permissions(client, me, report)
+    _mautic_fields(client, routing, report)
+    _mautic_segments(client, routing, report, see_all=granted.get("lead:lists:viewother"))
+    _mautic_campaigns(client, routing, report)
+
+
+def _mautic_permissions(
+    client: MauticClient, me: dict[str, Any], report: Report
+) -> dict[str, bool]:
+    try:
+        granted = client.granted(int(me["id"]), list(MAUTIC_PERMISSIONS))
+    except (ServiceError, KeyError, TypeError, ValueError) as exc:
+        report.add(
+            "mautic", "permissions", "warning", f"could not read them ({exc})",
+            fix="the checks below still show what the API user cannot do",
+            blocking=False,
+        )  # fmt: skip
+        return {}
+    missing = [p for p in MAUTIC_PERMISSIONS if not granted.get(p)]
+    if not missing:
+        report.add("mautic", "permissions", "ok", "the API user's role grants what events need")
+    for permission in missing:
+        report.add(
+            "mautic", f"permission {permission}", "failed", "not granted",
+            fix=f"give the API user's role {MAUTIC_PERMISSIONS[permission]}",
+            blocking=permission != "lead:fields:view",
+        )  # fmt: skip
+    return granted
+
+
+def _mautic_fields(client: MauticClient, routing: Routing, report: Report) -> None:
+    try:
+        fields = {str(f.get("alias")): f for f in client.contact_fields()}
+    except ServiceError as exc:
+        report.add("mautic", "contact fields", "failed", str(exc),
+                   fix="give the API user's role Custom Fields: View")  # fmt: skip
+        return
+    for role, alias in routing.fields.mautic.model_dump().items():
+        if alias is None:
+            continue
+        accepted, kind, label = MAUTIC_FIELDS[role]
+        existing, subject = fields.get(alias), f"contact field {alias}"
+        if existing is not None:
+            if existing.get("type") not in accepted:
+                report.add(
+                    "mautic", subject, "failed",
+                    f"is {existing.get('type')}, the {role} needs {' or '.join(sorted(accepted))}",
+                    fix=f"map routing.fields.mautic.{role} to a field of that type",
+                )  # fmt: skip
+            elif not existing.get("isPublished", True):
+                report.add(
+                    "mautic", subject, "failed", "not published yet (its column is pending)",
+                    fix="run Mautic's cron mautic:custom-field:create-column, or publish it",
+                )  # fmt: skip
+            else:
+                report.add("mautic", subject, "ok", str(existing.get("type")))
+            continue
+        if not report.apply:
+            report.add(
+                "mautic", subject, "failed", "missing: Mautic would drop its value",
+                fix=f"run setup with apply, or create it ({kind}, alias {alias}) under "
+                f"Settings > Custom Fields",
+            )  # fmt: skip
+            continue
+        body: dict[str, Any] = {
+            "label": label,
+            "alias": alias,
+            "type": kind,
+            "group": "core",
+            "isPublished": True,
+        }
+        if kind == "boolean":
+            body["properties"] = {"yes": "Yes", "no": "No"}
+        try:
+            _, in_background = client.create_contact_field(body)
+        except MarketingError as exc:
+            report.add("mautic", subject, "failed", str(exc), fix=_fix_for(exc))
+            continue
+        if in_background:
+            report.add(
+                "mautic", subject, "failed",
+                "created; Mautic adds its column in the background, and drops values until then",
+                fix="run Mautic's cron mautic:custom-field:create-column, then setup again",
+            )  # fmt: skip
+        else:
+            report.add("mautic", subject, "fixed", f"created ({kind})")
+
+
+def _mautic_segments(
+    client: MauticClient, routing: Routing, report: Report, *, see_all: bool | None
+) -> None:
+    refs: list[SegmentRef] = routing.segments.all()
+    if not refs:
+        report.add("mautic", "segments", "warning", "none in the routing", blocking=False)
+        return
+    aliases: dict[str, dict[str, Any]] = {}
+    if any(isinstance(r, str) for r in refs):
+        try:
+            aliases = {str(s.get("alias")): s for s in client.segments()}
+        except ServiceError as exc:
+            report.add("mautic", "segments", "failed", str(exc))
+            return
+    for ref in refs:
+        subject = f"segment {ref}"
+        try:
+            segment = client.segment(ref) if isinstance(ref, int) else aliases.get(ref)
+        except ServiceError as exc:
+            report.add("mautic", subject, "failed", str(exc))
+            continue
+        if segment is None:
+            _missing_segment(client, ref, report, see_all=see_all)
+            continue
+        if not segment.get("isPublished", True):
+            report.add(
+                "mautic", subject, "failed", "unpublished: adding and removing answer 403",
+                fix=f"publish segment {segment.get('id')} in Mautic",
+            )  # fmt: skip
+        elif see_all is False and not segment.get("isGlobal", True):
+            report.add(
+                "mautic", subject, "failed", "not visible to other users, and the API user "
+                "may not use other users' segments",
+                fix="tick 'Visible to other users' on it, or give the API user's role "
+                "Segments: View Others",
+            )  # fmt: skip
+        else:
+            detail = f"id {segment.get('id')}, published" if isinstance(ref, str) else "published"
+            report.add("mautic", subject, "ok", detail)
+
+
+def _missing_segment(
+    client: MauticClient, ref: SegmentRef, report: Report, *, see_all: bool | None
+) -> None:
+    subject = f"segment {ref}"
+    if isinstance(ref, int):
+        report.add(
+            "mautic", subject, "failed", "does not exist",
+            fix="create it and put its id in the routing, or name it by an alias there, "
+            "which setup with apply creates",
+        )  # fmt: skip
+    elif not report.apply:
+        report.add(
+            "mautic", subject, "failed", "no segment has this alias",
+            fix="run setup with apply, or create a segment with this alias in Mautic",
+        )  # fmt: skip
+    elif see_all is False:
+        # It may exist but be hidden: creating it would make a second one.
+        report.add(
+            "mautic", subject, "failed", "not found, and the API user cannot see other "
+            "users' segments, so it may exist: not created",
+            fix="give the API user's role Segments: View Others, then run setup again",
+        )  # fmt: skip
+    else:
+        name = ref.replace("-", " ").replace("_", " ").capitalize()
+        created: list[dict[str, Any]] = []
+        if report.attempt(
+            "mautic", subject, lambda: created.append(client.create_segment(ref, name))
+        ):
+            report.add("mautic", subject, "fixed", f"created (id {created[0].get('id')})")
+
+
+def _mautic_campaigns(client: MauticClient, routing: Routing, report: Report) -> None:
+    for purpose, campaign_id in routing.campaigns.model_dump().items():
+        subject = f"{purpose} campaign"
+        if campaign_id is None:
+            report.add(
+                "mautic", subject, "warning", "none configured: no email sequence",
+                fix=f"build it in Mautic's campaign builder and put its id in "
+                f"routing.campaigns.{purpose}",
+                blocking=False,
+            )  # fmt: skip
+            continue
+        subject = f"{purpose} campaign {campaign_id}"
+        try:
+            campaign = client.campaign(campaign_id)
+            if campaign is not None:
+                client.in_campaign(campaign_id, 0)  # the membership check events make
+        except ServiceError as exc:
+            fix = "give the API user's role Campaigns: View Others" if exc.status == 403 else ""
+            report.add("mautic", subject, "failed", str(exc), fix=fix)
+            continue
+        if campaign is None:
+            report.add(
+                "mautic", subject, "failed", "does not exist",
+                fix=f"put the id of an existing campaign in routing.campaigns.{purpose}, "
+                f"or null",
+            )  # fmt: skip
+            continue
+        notes = []
+        if not campaign.get("isPublished", True):
+            notes.append("unpublished: contacts added wait, then get every email on publish")
+        if campaign.get("allowRestart"):
+            notes.append(
+                "allows restarts: a contact added again would get the sequence again "
+                "(membership is checked first, which needs Campaigns: View Others)"
+            )
+        if notes:
+            report.add("mautic", subject, "warning", "; ".join(notes), blocking=False)
+        else:
+            report.add("mautic", subject, "ok", str(campaign.get("name", "")))
+
+
+# --- Slack ----------------------------------------------------------------------------------
+
+
+def check_slack(client: SlackClient | None, test_message: bool, report: Report) -> None:
+    if client is None:
+        report.add("slack", "resource", "warning", "none at f/marketing/slack: no messages",
+                   blocking=False)  # fmt: skip
+        return
+    report.add("slack", "resource", "ok", f"posts to the {client.destination}")
+    if not test_message:
+        return
+    text = "Test from f/marketing/setup: lifecycle notifications will arrive here."
+    if report.attempt("slack", "test message", lambda: client.post(text, []), blocking=False):
+        report.add("slack", "test message", "ok", "posted")

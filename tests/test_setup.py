@@ -1,0 +1,239 @@
+"""f/marketing/setup: from credentials to a first event, against stand-ins that serve Twenty's
+metadata API and Mautic's fields, segments, campaigns and permission checks."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from f.marketing.errors import SetupIncomplete
+from f.marketing.handle_user_event import main as handle
+from f.marketing.setup import main as setup
+from tests.conftest import run_as_webhook
+
+EXAMPLE_ROUTING = json.loads(Path("scripts/examples/routing.resource.json").read_text())["value"]
+EXAMPLES = ["user_registered", "user_upgraded", "user_churned"]
+TWENTY_FIELDS = ["subscriptionPlan", "signupSource", "marketingConsent", "churnReason", "churnedAt"]
+MAUTIC_FIELDS = ["plan", "signup_source", "marketing_consent", "churn_reason", "churned_at"]
+SEGMENTS = ["active", "churned", "plan-free", "plan-pro", "plan-business"]
+
+
+@pytest.fixture
+def fresh(services, windmill):
+    """A Twenty and a Mautic with nothing configured, and the example routing."""
+    services.twenty.custom_fields.clear()
+    services.mautic.fields = {"email": "email", "firstname": "text", "lastname": "text"}
+    services.mautic.segments.clear()
+    services.mautic.segment_members.clear()
+    services.mautic.campaigns.clear()
+    windmill.resources["f/marketing/routing"] = json.loads(json.dumps(EXAMPLE_ROUTING))
+    windmill.write()
+    return services
+
+
+def failing(result: dict) -> dict[str, str]:
+    return {
+        f"{c['service']} {c['subject']}": c["detail"]
+        for c in result["checks"]
+        if c["status"] == "failed"
+    }
+
+
+def statuses(result: dict) -> dict[str, str]:
+    return {f"{c['service']} {c['subject']}": c["status"] for c in result["checks"]}
+
+
+def run_setup(**kwargs) -> dict:
+    """The result, whether setup passed or failed (a failure carries it)."""
+    try:
+        return setup(**kwargs)
+    except SetupIncomplete as exc:
+        return exc.result
+
+
+def writes(services) -> list[str]:
+    return [c for c in services.calls() if not c.startswith("GET")]
+
+
+def test_a_fresh_install_is_reported_exactly_and_nothing_is_changed(fresh):
+    with pytest.raises(SetupIncomplete) as caught:
+        setup()
+
+    assert set(failing(caught.value.result)) == {
+        *(f"twenty People field {name}" for name in TWENTY_FIELDS),
+        *(f"mautic contact field {alias}" for alias in MAUTIC_FIELDS),
+        *(f"mautic segment {alias}" for alias in SEGMENTS),
+    }
+    assert "15 check(s) would make events fail" in str(caught.value)
+    assert "fix: run setup with apply" in str(caught.value)
+    assert [c for c in writes(fresh) if "permissioncheck" not in c] == []
+    assert fresh.twenty.custom_fields == {} and fresh.mautic.segments == {}
+
+
+def test_after_apply_the_three_example_events_go_through_with_no_4xx(fresh):
+    result = setup(apply=True)
+
+    assert result["ok"] is True
+    assert fresh.twenty.custom_fields == {
+        "subscriptionPlan": "TEXT",
+        "signupSource": "TEXT",
+        "marketingConsent": "BOOLEAN",
+        "churnReason": "TEXT",
+        "churnedAt": "DATE_TIME",
+    }
+    assert {a: fresh.mautic.fields[a] for a in MAUTIC_FIELDS} == {
+        "plan": "text",
+        "signup_source": "text",
+        "marketing_consent": "boolean",
+        "churn_reason": "textarea",
+        "churned_at": "datetime",
+    }
+    assert sorted(s["alias"] for s in fresh.mautic.segments.values()) == sorted(SEGMENTS)
+    assert all(s["published"] and s["global"] for s in fresh.mautic.segments.values())
+
+    before = len(fresh.router.calls)
+    for example in EXAMPLES:
+        body = json.loads(Path(f"scripts/examples/{example}.json").read_text())
+        assert run_as_webhook(handle, body)["ok"] is True
+    answers = [call.response.status_code for call in fresh.router.calls[before:]]
+    assert answers and all(status < 400 for status in answers)
+    contact = fresh.mautic.contact_by_email("jane.doe@example.com")
+    churned = next(i for i, s in fresh.mautic.segments.items() if s["alias"] == "churned")
+    assert contact["id"] in fresh.mautic.segment_members[churned]
+
+    again = setup()
+    assert again["ok"] is True and "fixed" not in statuses(again).values()
+
+
+def test_a_second_apply_adds_nothing(fresh):
+    setup(apply=True)
+    calls = len(writes(fresh))
+    setup(apply=True)
+    assert [c for c in writes(fresh)[calls:] if "permissioncheck" not in c] == []
+
+
+def test_a_restricted_mautic_api_user_is_reported_not_silently_accepted(fresh):
+    fresh.mautic.permissions = {"lead:leads:editother", "lead:fields:full"}
+    with pytest.raises(SetupIncomplete) as caught:
+        setup(apply=True)
+    failed = failing(caught.value.result)
+    assert "mautic permission lead:lists:viewother" in failed
+    assert "mautic permission campaign:campaigns:viewother" in failed
+    fixes = {c["fix"] for c in caught.value.result["checks"] if c["status"] == "failed"}
+    assert (
+        "give the API user's role Segments: View Others (to use segments other users made)" in fixes
+    )
+    # It cannot see other users' segments, so it does not create look-alikes of them.
+    assert fresh.mautic.segments == {}
+    assert "may exist: not created" in failed["mautic segment active"]
+
+
+def test_mautic_segments_and_campaigns_are_checked_as_the_api_user_sees_them(services, windmill):
+    services.mautic.segments[3]["published"] = False
+    services.mautic.campaigns[11]["published"] = False
+    services.mautic.permissions.discard("campaign:campaigns:viewother")
+    for own in (10, 11):  # 12 stays the marketing team's
+        services.mautic.campaigns[own]["owner"] = services.mautic.username
+    windmill.resources["f/marketing/routing"]["segments"]["plans"]["business"] = [77]
+    windmill.write()
+
+    result = run_setup()
+    failed, status = failing(result), statuses(result)
+    assert "unpublished" in failed["mautic segment 3"]
+    assert failed["mautic segment 77"] == "does not exist"
+    assert "HTTP 403" in failed["mautic winback campaign 12"]
+    assert status["mautic onboarding campaign 10"] == "warning"  # allows restarts
+    assert status["mautic upgrade campaign 11"] == "warning"  # unpublished, allows restarts
+
+
+def test_a_twenty_server_that_ignores_upsert_is_reported(fresh):
+    fresh.twenty.supports_upsert = False
+    result = run_setup(apply=True)
+    assert "ignores ?upsert=true" in failing(result)["twenty upsert"]
+
+
+def test_a_twenty_key_without_data_model_access_says_which_role_setting(fresh):
+    fresh.twenty.data_model_access = False
+    result = run_setup(apply=True)
+    check = next(c for c in result["checks"] if c["subject"] == "data model")
+    assert check["status"] == "failed" and "Data model permission" in check["fix"]
+    assert fresh.twenty.custom_fields == {}
+
+
+def test_a_select_plan_field_gets_an_option_for_every_plan(fresh):
+    values = {"free": "FREE", "pro": "PRO", "business": "BUSINESS"}
+    routing = {**EXAMPLE_ROUTING, "fields": {"twenty_plan_values": values}}
+    fresh.twenty.custom_fields["subscriptionPlan"] = "SELECT"
+    fresh.twenty.select_options["subscriptionPlan"] = {"FREE"}
+
+    assert (
+        "without the options BUSINESS, PRO"
+        in failing(run_setup(routing=routing))["twenty People field subscriptionPlan"]
+    )
+    assert fresh.twenty.select_options["subscriptionPlan"] == {"FREE"}
+    setup(apply=True, routing=routing)
+    assert fresh.twenty.select_options["subscriptionPlan"] == {"FREE", "PRO", "BUSINESS"}
+
+    partial = {**routing, "fields": {"twenty_plan_values": {"free": "FREE"}}}
+    assert (
+        "'pro' has no option value"
+        in failing(run_setup(routing=partial))["twenty People field subscriptionPlan"]
+    )
+
+
+def test_a_field_of_the_wrong_type_is_reported_and_left_alone(services, windmill):
+    services.mautic.fields["marketing_consent"] = "text"
+    services.twenty.custom_fields["churnedAt"] = "TEXT"
+    failed = failing(run_setup(apply=True))
+    assert failed["mautic contact field marketing_consent"].startswith("is text")
+    assert failed["twenty People field churnedAt"].startswith("is TEXT")
+    assert services.mautic.fields["marketing_consent"] == "text"
+
+
+def test_fields_mautic_creates_in_the_background_are_not_ready_until_its_cron_ran(fresh):
+    fresh.mautic.fields_in_background = True
+    result = run_setup(apply=True)
+    assert "create-column" in next(
+        c["fix"] for c in result["checks"] if c["subject"] == "contact field plan"
+    )
+    fresh.mautic.run_field_cron()
+    assert setup()["ok"] is True
+
+
+def test_nothing_is_deleted_or_renamed(fresh):
+    fresh.twenty.custom_fields["legacyScore"] = "NUMBER"
+    fresh.mautic.fields["legacy_score"] = "number"
+    setup(apply=True)
+    assert fresh.twenty.custom_fields["legacyScore"] == "NUMBER"
+    assert fresh.mautic.fields["legacy_score"] == "number"
+    assert not [c for c in fresh.calls() if c.startswith(("DELETE", "PATCH", "PUT"))]
+
+
+def test_windmill_resources_and_the_ledger_folder_are_checked(services, windmill):
+    windmill.api.unreadable.add("f/marketing/mautic")
+    windmill.api.folder_writable = False
+    del windmill.resources["f/marketing/slack"]
+    windmill.write()
+    result = run_setup()
+    checks = {f"{c['service']} {c['subject']}": c for c in result["checks"]}
+    assert checks["windmill f/marketing/mautic"]["status"] == "failed"
+    assert "HTTP 401" in checks["windmill f/marketing/mautic"]["detail"]
+    assert checks["windmill f/marketing/slack"]["status"] == "warning"
+    ledger = checks["windmill Slack ledger"]
+    assert ledger["status"] == "failed" and not ledger["blocking"]
+    assert "marketing_ops" in ledger["fix"]
+
+
+def test_the_slack_test_message_is_posted_on_request(services, windmill):
+    assert setup(send_test_message=True)["ok"] is True
+    assert services.slack.messages[0]["text"].startswith("Test from f/marketing/setup")
+    setup()
+    assert len(services.slack.messages) == 1
+
+
+def test_the_report_names_no_secret(fresh, caplog):
+    with pytest.raises(SetupIncomplete) as caught:
+        setup()
+    text = json.dumps(caught.value.result) + str(caught.value) + caplog.text
+    for secret in (fresh.twenty.api_key, fresh.mautic.password, "s3cr3tW3bh00kT0k3n"):
+        assert secret not in text
