@@ -11,14 +11,16 @@ import wmill.client
 SCRIPT = "scripts/run_local.py"
 
 
-def run_local(monkeypatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", [SCRIPT, *args])
+def run_local(monkeypatch, *args: str, script: str = SCRIPT) -> int:
+    """Run a scripts/ command in this process, as `python scripts/x.py` would."""
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    monkeypatch.syspath_prepend("scripts")  # python puts the script's folder first
     monkeypatch.setattr(wmill.client, "_client", None)
     # run_local sets both; registering them here restores them after the test.
     monkeypatch.setenv("WM_MOCKED_API_FILE", "")
     monkeypatch.setenv("WM_WORKSPACE", "local")
     with pytest.raises(SystemExit) as finished:
-        runpy.run_path(SCRIPT, run_name="__main__")
+        runpy.run_path(script, run_name="__main__")
     return finished.value.code
 
 

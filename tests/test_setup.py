@@ -10,6 +10,7 @@ from f.marketing.errors import SetupIncomplete
 from f.marketing.handle_user_event import main as handle
 from f.marketing.setup import main as setup
 from tests.conftest import run_as_webhook
+from tests.test_run_local import run_local
 
 EXAMPLE_ROUTING = json.loads(Path("scripts/examples/routing.resource.json").read_text())["value"]
 EXAMPLES = ["user_registered", "user_upgraded", "user_churned"]
@@ -237,3 +238,37 @@ def test_the_report_names_no_secret(fresh, caplog):
     text = json.dumps(caught.value.result) + str(caught.value) + caplog.text
     for secret in (fresh.twenty.api_key, fresh.mautic.password, "s3cr3tW3bh00kT0k3n"):
         assert secret not in text
+
+
+# --- scripts/setup: the same check from a terminal ------------------------------------------
+
+
+def fresh_stand_ins(services) -> None:
+    services.twenty.custom_fields.clear()
+    services.mautic.fields = {"email": "email", "firstname": "text", "lastname": "text"}
+    services.mautic.segments.clear()
+
+
+def test_scripts_setup_prepares_a_fresh_install_from_the_credentials_file(
+    services, monkeypatch, tmp_path, capsys
+):
+    fresh_stand_ins(services)
+    credentials = tmp_path / "credentials.local.json"
+    credentials.write_text(json.dumps(services.resources()))
+    setup_local = "scripts/setup_local.py"
+
+    assert run_local(monkeypatch, "--credentials", str(credentials), script=setup_local) == 1
+    assert "Set-up incomplete: 15 check(s) would make events fail" in capsys.readouterr().err
+
+    code = run_local(monkeypatch, "--apply", "--credentials", str(credentials), script=setup_local)
+    assert code == 0
+    assert capsys.readouterr().out.startswith("Ready for events:")
+    assert sorted(s["alias"] for s in services.mautic.segments.values()) == sorted(SEGMENTS)
+
+
+def test_scripts_setup_without_credentials_says_so_in_one_line(monkeypatch, tmp_path, capsys):
+    missing = str(tmp_path / "none.json")
+    code = run_local(monkeypatch, "--credentials", missing, script="scripts/setup_local.py")
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("setup: no credentials at ")
+    assert len(err.strip().splitlines()) == 1

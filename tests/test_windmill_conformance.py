@@ -9,9 +9,11 @@ import ast
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -313,7 +315,7 @@ def test_wmill_yaml_sets_every_sync_option() -> None:
     # Configuration lives in Windmill: a push must never overwrite or delete it.
     assert config["skipResources"] is True and config["skipVariables"] is True
     # A synced resource type set deletes the workspace's other custom types: ours are pushed
-    # one by one with scripts/push_resource_types.
+    # one by one with scripts/deploy.
     assert config["skipResourceTypes"] is True
     if config["locksRequired"]:
         unlocked = [
@@ -343,3 +345,40 @@ def test_resources_use_known_resource_types() -> None:
         spec = gm.load_yaml(path.read_text(encoding="utf-8"), rel(path))
         assert spec.get("resource_type") in ALLOWED_RESOURCE_TYPES, rel(path)
         assert gm.is_synced(rel(path), config), f"{rel(path)} is not deployed by wmill.yaml"
+
+
+# --- the Python packages Windmill installs -----------------------------------------------------
+
+PINNED = ("httpx", "pydantic")  # wmill is imported only by local runs (WM_MOCKED_API_FILE)
+
+
+def extra_requirements(source: str) -> list[str] | None:
+    """The `# extra_requirements:` block at the top of a file, read as Windmill's import parser
+    reads it (backend/parsers/windmill-parser-py-imports): `#spec` lines, no spaces inside."""
+    lines = source.splitlines()
+    if not lines or lines[0].strip() not in {"# extra_requirements:", "#extra_requirements:"}:
+        return None
+    specs = []
+    for line in lines[1:]:
+        match = re.fullmatch(r"#\s?(\S+)\s*", line)
+        if not match:
+            break
+        specs.append(match[1])
+    return specs
+
+
+def test_windmill_installs_the_package_versions_the_tests_ran_with() -> None:
+    """Without pins Windmill resolves the newest httpx and pydantic, outside our tested range.
+    A script's own pins win over what it imports through f.marketing modules, so each script
+    (a file with main) carries them."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    specs = project["project"]["dependencies"]
+    tested = {re.split(r"[<>=!~ ]", spec, maxsplit=1)[0]: spec for spec in specs}
+    wanted = sorted(tested[name].replace(" ", "") for name in PINNED)
+    config = gm.sync_config(ROOT)
+    for py in sorted((ROOT / "f").rglob("*.py")):
+        if gm.is_synced(rel(py), config) and main_function(rel(py)) is not None:
+            pins = extra_requirements(py.read_text(encoding="utf-8"))
+            assert sorted(pins or []) == wanted, (
+                f"{rel(py)}: start it with '# extra_requirements:' and #{' #'.join(wanted)}"
+            )

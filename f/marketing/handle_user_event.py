@@ -1,3 +1,6 @@
+# extra_requirements:
+# httpx>=0.27,<1
+# pydantic>=2.7,<3
 """Handle one SaaS user lifecycle event: Twenty CRM, then Mautic, then Slack.
 
 The SaaS posts the event body to this script's webhook; a person can run it from the form.

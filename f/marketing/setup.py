@@ -1,3 +1,6 @@
+# extra_requirements:
+# httpx>=0.27,<1
+# pydantic>=2.7,<3
 """Check that Twenty, Mautic, Slack and Windmill are ready for lifecycle events; with `apply`,
 add what is missing (fields, segments, plan options). Nothing is ever deleted or renamed.
 

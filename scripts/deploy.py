@@ -1,0 +1,153 @@
+"""Deploy f/marketing to a Windmill workspace: our resource types, the routing (only if the
+workspace has none: an edited routing is never overwritten), then the scripts and the folder
+with `wmill sync push`.
+
+    scripts/deploy [--dry-run] [--workspace NAME] [--base-url URL --token TOKEN]
+
+Without --base-url it uses the CLI's active workspace profile (`wmill workspace add` once).
+The CLI is the one pinned in tests/windmill (installed with npm on first use).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PINNED_CLI = ROOT / "tests" / "windmill" / "node_modules" / ".bin" / "wmill"
+RESOURCE_TYPES = ROOT / "f" / "marketing" / "resource_types"
+ROUTING_EXAMPLE = ROOT / "scripts" / "examples" / "routing.resource.json"
+ROUTING_PATH = "f/marketing/routing"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class DeployFailed(Exception):
+    """One line for the person deploying."""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dry-run", action="store_true", help="show what would change")
+    parser.add_argument("--workspace", help="a workspace profile, or the id with --base-url")
+    parser.add_argument("--base-url", help="the Windmill URL, without a stored profile")
+    parser.add_argument("--token", help="with --base-url: a token (or WM_TOKEN)")
+    args = parser.parse_args()
+    try:
+        deploy(args)
+    except DeployFailed as problem:
+        print(f"deploy: {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def deploy(args: argparse.Namespace) -> None:
+    cli = find_cli()
+    connection = connection_options(args)
+    check_metadata()
+    verb = "would push" if args.dry_run else "pushing"
+    for spec in sorted(RESOURCE_TYPES.glob("*.resource-type.json")):
+        name = spec.name.removesuffix(".resource-type.json")
+        local = json.loads(spec.read_text(encoding="utf-8"))
+        remote = get_json(cli, connection, "resource-type", name)
+        if remote is not None and {k: remote.get(k) for k in local} == local:
+            print(f"resource type {name}: up to date")
+            continue
+        print(f"resource type {name}: {verb} ({'new' if remote is None else 'changed'})")
+        if not args.dry_run:
+            run(cli, connection, "resource-type", "push", str(spec), name)
+
+    if get_json(cli, connection, "resource", ROUTING_PATH) is not None:
+        print(f"resource {ROUTING_PATH}: exists, kept as it is")
+    else:
+        print(f"resource {ROUTING_PATH}: {verb} the example routing (none yet)")
+        if not args.dry_run:
+            run(cli, connection, "resource", "push", str(ROUTING_EXAMPLE), ROUTING_PATH)
+
+    sync = ["sync", "push", "--yes", *(["--dry-run"] if args.dry_run else [])]
+    run(cli, connection, *sync, capture=False)
+
+
+def find_cli() -> str:
+    """The CLI version the conformance tests ran: windmill-cli from tests/windmill."""
+    if os.environ.get("WMILL"):
+        return os.environ["WMILL"]
+    if not PINNED_CLI.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise DeployFailed("needs Node.js and npm for windmill-cli (https://nodejs.org)")
+        print("deploy: installing the pinned windmill-cli (npm ci --prefix tests/windmill)")
+        subprocess.run(
+            [npm, "ci", "--prefix", str(PINNED_CLI.parents[2]), "--no-audit", "--no-fund"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return str(PINNED_CLI)
+
+
+def connection_options(args: argparse.Namespace) -> list[str]:
+    if args.base_url:
+        token = args.token or os.environ.get("WM_TOKEN")
+        if not (args.workspace and token):
+            raise DeployFailed("--base-url needs --workspace and --token (or WM_TOKEN)")
+        return ["--base-url", args.base_url, "--workspace", args.workspace, "--token", token]
+    return ["--workspace", args.workspace] if args.workspace else []
+
+
+def check_metadata() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "generate_metadata.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise DeployFailed(
+            "the scripts' Windmill metadata is stale: run "
+            "`.venv/bin/python scripts/generate_metadata.py` and commit the result"
+        )
+
+
+def get_json(cli: str, connection: list[str], kind: str, name: str) -> dict | None:
+    """The remote item, or None when the workspace has none; any other answer stops here."""
+    done = subprocess.run(
+        [cli, kind, "get", name, "--json", *connection],
+        capture_output=True,
+        text=True,
+        env=_cli_env(),
+    )
+    output = ANSI.sub("", done.stdout + done.stderr)
+    if done.returncode == 0:
+        stdout = ANSI.sub("", done.stdout)
+        return json.JSONDecoder().raw_decode(stdout, stdout.index("{"))[0]
+    if "Not Found" in output:
+        return None
+    raise DeployFailed(f"reading {kind} {name}: {_last_line(output)}")
+
+
+def run(cli: str, connection: list[str], *command: str, capture: bool = True) -> None:
+    done = subprocess.run(
+        [cli, *command, *connection],
+        capture_output=capture,
+        text=True,
+        env=_cli_env(),
+    )
+    if done.returncode != 0:
+        output = ANSI.sub("", (done.stdout or "") + (done.stderr or ""))
+        raise DeployFailed(f"`wmill {' '.join(command)}` failed: {_last_line(output)}")
+
+
+def _cli_env() -> dict[str, str]:
+    return {**os.environ, "NO_COLOR": "1"}
+
+
+def _last_line(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)  # wmill reads wmill.yaml and f/ from the current folder
+    sys.exit(main())
