@@ -4,8 +4,8 @@ with `wmill sync push`.
 
     scripts/deploy [--dry-run] [--workspace NAME] [--base-url URL --token TOKEN]
 
-Without --base-url it uses the CLI's active workspace profile (`wmill workspace add` once).
-The CLI is the one pinned in tests/windmill (installed with npm on first use).
+Without --base-url it uses the CLI's active workspace profile (`scripts/wmill workspace add`
+once). The CLI is the one pinned in tests/windmill (installed with npm on first use).
 """
 
 import argparse

@@ -97,3 +97,10 @@ def test_a_wrong_token_stops_the_deploy_in_one_line(project):
     assert done.stderr.startswith("deploy: reading resource-type c_")
     assert len(done.stderr.strip().splitlines()) == 1
     assert wm.scripts == {} and wm.resources == {}
+
+
+def test_scripts_wmill_is_the_pinned_cli():
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "wmill"), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "1.819.0" in done.stdout
