@@ -107,6 +107,16 @@ def _fix_for(exc: MarketingError) -> str:
     return ""
 
 
+def _wrong_type(
+    report: Report, service: str, subject: str, found: Any, role: str, accepted: set[str]
+) -> None:
+    """Reported, never changed: a field's type is not ours to alter."""
+    report.add(
+        service, subject, "failed", f"is {found}, the {role} needs {' or '.join(sorted(accepted))}",
+        fix=f"map routing.fields.{service}.{role} to a field of that type",
+    )  # fmt: skip
+
+
 # --- Twenty ---------------------------------------------------------------------------------
 
 
@@ -138,11 +148,7 @@ def check_twenty(client: TwentyClient, routing: Routing, report: Report) -> None
         subject = f"People field {name}"
         if existing is not None:
             if existing.get("type") not in accepted:
-                report.add(
-                    "twenty", subject, "failed",
-                    f"is {existing.get('type')}, the {role} needs {' or '.join(sorted(accepted))}",
-                    fix=f"map routing.fields.twenty.{role} to a field of that type",
-                )  # fmt: skip
+                _wrong_type(report, "twenty", subject, existing.get("type"), role, accepted)
             elif existing.get("type") == "SELECT":
                 _twenty_plan_options(client, existing, routing, report)
             else:
@@ -294,11 +300,7 @@ def _mautic_fields(client: MauticClient, routing: Routing, report: Report) -> No
         existing, subject = fields.get(alias), f"contact field {alias}"
         if existing is not None:
             if existing.get("type") not in accepted:
-                report.add(
-                    "mautic", subject, "failed",
-                    f"is {existing.get('type')}, the {role} needs {' or '.join(sorted(accepted))}",
-                    fix=f"map routing.fields.mautic.{role} to a field of that type",
-                )  # fmt: skip
+                _wrong_type(report, "mautic", subject, existing.get("type"), role, accepted)
             elif not existing.get("isPublished", True):
                 report.add(
                     "mautic", subject, "failed", "not published yet (its column is pending)",
