@@ -8,7 +8,7 @@ import wmill.client
 
 from f.marketing.config import ROUTING_PATH, Routing, load_settings
 from f.marketing.errors import ConfigError, ServiceError
-from f.marketing.windmill_api import workspace_resources
+from f.marketing.windmill_api import job_workspace
 
 TWENTY = {"base_url": "https://twenty.test/", "api_key": "tw-secret-key"}
 MAUTIC = {"base_url": "https://mautic.test", "username": "u", "password": "mautic-secret-pw"}
@@ -146,7 +146,7 @@ def test_resources_come_through_wmill_from_the_mocked_api_file(tmp_path, monkeyp
     monkeypatch.setenv("WM_MOCKED_API_FILE", str(mock))
     monkeypatch.setenv("WM_WORKSPACE", "test")
     monkeypatch.setattr(wmill.client, "_client", None)
-    settings = load_settings(reader=workspace_resources().get)
+    settings = load_settings(reader=job_workspace().get)
     assert settings.mautic.username == "u"
     assert settings.slack is None and settings.slack_problem is None
 

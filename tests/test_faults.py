@@ -3,8 +3,11 @@
 import httpx
 import pytest
 
+from f.marketing.contract import event_key, parse_event
+from f.marketing.delivery import attempt_job_id
 from f.marketing.errors import JobFailed
 from f.marketing.handle_user_event import main
+from f.marketing.windmill_api import running_job
 from tests.test_handle_user_event import EMAIL, registered, steps
 
 
@@ -37,16 +40,26 @@ def test_transient_twenty_failures_are_retried(services, windmill, fault):
     assert len(services.sleeps) == 2 and all(0.25 <= s <= 1.0 for s in services.sleeps)
 
 
-def test_twenty_down_fails_the_job_before_mautic_or_slack(services, windmill):
+def test_twenty_down_stops_before_mautic_or_slack_and_tries_again_later(services, windmill):
     services.twenty.fault(status=503, times=100)
-    with pytest.raises(JobFailed) as caught:
+    result = main(**registered())
+    assert result["status"] == "retry-scheduled"
+    assert "twenty upsert person failed" in result["reason"]
+    assert "HTTP 503 after 4 attempts" in result["reason"]
+    assert [s["status"] for s in result["steps"]][:2] == ["failed", "not run"]
+    assert services.mautic.requests == [] and services.slack.messages == []
+
+
+def test_the_last_attempt_fails_saying_what_was_done_and_what_was_not(services, windmill):
+    services.twenty.fault(status=503, times=100)
+    last = attempt_job_id(event_key(parse_event(registered())), 8)
+    with running_job(last), pytest.raises(JobFailed) as caught:
         main(**registered())
     message = str(caught.value)
     assert "twenty upsert person failed" in message
-    assert "HTTP 503 after 4 attempts" in message
     assert "Done: nothing" in message
     assert "Not done: mautic upsert contact" in message and "slack notify" in message
-    assert services.mautic.requests == [] and services.slack.messages == []
+    assert "Gave up: this was attempt 8 of 8" in message
 
 
 def test_a_permanent_twenty_error_fails_at_once_with_twentys_message(services, windmill):
@@ -293,10 +306,10 @@ def test_an_unreadable_mautic_upsert_reply_is_retried(services, windmill, body):
 
 def test_an_unreadable_twenty_reply_is_retried_then_reported(services, windmill):
     services.twenty.fault(status=201, body={"data": {}}, times=10)
-    with pytest.raises(JobFailed) as caught:
-        main(**registered())
-    assert "unreadable reply from Twenty" in str(caught.value)
-    assert "HTTP 201 after 4 attempts" in str(caught.value)
+    result = main(**registered())
+    assert "unreadable reply from Twenty" in result["reason"]
+    assert "HTTP 201 after 4 attempts" in result["reason"]
+    assert result["status"] == "retry-scheduled"
     assert services.mautic.requests == []
 
 

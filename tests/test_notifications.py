@@ -6,7 +6,7 @@ import pytest
 import respx
 
 from f.marketing.config import SlackRule
-from f.marketing.contract import parse_event
+from f.marketing.contract import event_key, parse_event
 from f.marketing.errors import ServiceError
 from f.marketing.http_client import ServiceHttp
 from f.marketing.notifications import (
@@ -14,10 +14,9 @@ from f.marketing.notifications import (
     Claim,
     SlackLedger,
     build_message,
-    fingerprint,
     matching_rules,
 )
-from f.marketing.windmill_api import WindmillResources
+from f.marketing.windmill_api import WindmillApi
 from tests.fakes import FakeWindmill
 
 SIGNUP = parse_event(
@@ -81,10 +80,10 @@ def test_a_long_churn_reason_is_cut_to_fit_a_field():
     assert all(len(f["text"]) <= 2000 for f in message.blocks[1]["fields"])
 
 
-def test_the_fingerprint_names_the_event_not_the_person():
-    key = fingerprint(SIGNUP)
+def test_the_event_key_names_the_event_not_the_person():
+    key = event_key(SIGNUP)
     assert "jane" not in key and len(key) == 24
-    assert key != fingerprint(UPGRADE)
+    assert key != event_key(UPGRADE)
 
 
 @pytest.fixture
@@ -92,7 +91,7 @@ def workspace():
     with respx.mock(assert_all_called=False) as router:
         api = FakeWindmill()
         api.mount(router)
-        resources = WindmillResources(
+        resources = WindmillApi(
             ServiceHttp(
                 "Windmill",
                 f"{api.base_url}/api",

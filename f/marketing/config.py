@@ -1,6 +1,6 @@
 """Read and check the four Windmill resources the handler is configured by.
 
-Resources are read through `wmill`, so `WM_MOCKED_API_FILE` serves them in local runs, and they
+Resources are read through Windmill's API (or `WM_MOCKED_API_FILE` in local runs), and they
 are edited in Windmill's UI without a redeploy.
 """
 
@@ -226,11 +226,30 @@ class FieldNames(_Strict):
     twenty_plan_values: dict[str, str] | None = None
 
 
+class Retries(_Strict):
+    """Later attempts of an event that failed for a while (a service down, a rate limit).
+
+    `delays[i]` is how long after failed attempt i+1 the next one starts, in seconds: by
+    default 1 min, 5 min, 30 min, 2 h, 6 h, 12 h, 24 h, about 45 h in all (delivery services
+    teams trust retry for a day or more). `jitter` spreads each delay by up to ± that share.
+    """
+
+    delays: list[Annotated[int, Field(ge=1, le=7 * 24 * 3600)]] = Field(
+        default=[60, 300, 1800, 7200, 21600, 43200, 86400], max_length=20
+    )
+    jitter: float = Field(default=0.1, ge=0, le=0.5)
+
+    @property
+    def attempts(self) -> int:
+        return len(self.delays) + 1
+
+
 class Routing(_Strict):
     segments: Segments = Segments()
     campaigns: Campaigns = Campaigns()
     slack_rules: list[SlackRule] = []
     fields: FieldNames = FieldNames()
+    retries: Retries = Retries()
 
 
 @dataclass(frozen=True)
@@ -247,7 +266,7 @@ _HELP = {
     TWENTY_PATH: ("c_twenty", "base_url, api_key"),
     MAUTIC_PATH: ("c_mautic", "base_url, and username + password or client_id + client_secret"),
     SLACK_PATH: ("c_slack_notify", "webhook_url, or token + channel"),
-    ROUTING_PATH: ("c_marketing_routing", "segments, campaigns, slack_rules, fields"),
+    ROUTING_PATH: ("c_marketing_routing", "segments, campaigns, slack_rules, fields, retries"),
 }
 
 

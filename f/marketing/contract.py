@@ -3,6 +3,7 @@
 Field names are the webhook body's keys (camelCase), so a body maps onto a model unchanged.
 """
 
+import hashlib
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -146,6 +147,13 @@ BODY_FIELDS: tuple[str, ...] = tuple(
     dict.fromkeys(name for model in MODELS.values() for name in model.model_fields)
 )
 _ADAPTER: TypeAdapter[UserRegistered | UserUpgraded | UserChurned] = TypeAdapter(UserEvent)
+
+
+def event_key(event: UserRegistered | UserUpgraded | UserChurned) -> str:
+    """The event's identity, from what it says: the same event sent twice (a duplicate webhook,
+    a re-run, a later attempt) has the same key. A hash, so that no email is stored with it."""
+    raw = f"{event.event}|{event.email}|{event.timestamp.isoformat()}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
 
 def fields_of(event: str) -> tuple[str, ...]:

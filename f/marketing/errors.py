@@ -34,6 +34,7 @@ class ServiceError(MarketingError):
         transient: bool = False,
         maybe_applied: bool = False,
         attempts: int = 1,
+        retry_after: float | None = None,
     ) -> None:
         self.service = service
         self.action = action
@@ -41,6 +42,7 @@ class ServiceError(MarketingError):
         self.transient = transient
         self.maybe_applied = maybe_applied
         self.attempts = attempts
+        self.retry_after = retry_after  # what the service asked to wait, when it said
         self.detail = message
         status_text = f"HTTP {status}" if status is not None else "no response"
         tries = f" after {attempts} attempts" if attempts > 1 else ""
@@ -48,10 +50,23 @@ class ServiceError(MarketingError):
 
 
 class JobFailed(MarketingError):
-    """A required step failed; the message says what was done and what was not."""
+    """A required step failed; the message says what was done and what was not.
 
-    def __init__(self, message: str, summary: dict) -> None:
+    `transient` when the cause may pass (a service down, a rate limit): a later attempt may
+    succeed, after at least `retry_after` seconds if the service said so.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        summary: dict,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         self.summary = summary
+        self.transient = transient
+        self.retry_after = retry_after
         super().__init__(message)
 
 

@@ -4,20 +4,23 @@
 """Handle one SaaS user lifecycle event: Twenty CRM, then Mautic, then Slack.
 
 The SaaS posts the event body to this script's webhook; a person can run it from the form.
-Resources are read from f/marketing/{twenty,mautic,slack,routing} unless picked in the form.
+Workspace are read from f/marketing/{twenty,mautic,slack,routing} unless picked in the form.
 """
 
 from datetime import UTC, datetime
 from typing import Literal
 
-from f.marketing.config import Settings, load_settings
-from f.marketing.contract import BODY_FIELDS, MODELS, cut_fields, fields_of, parse_event
-from f.marketing.errors import InvalidEvent
+from f.marketing.config import Retries, Settings, load_settings
+from f.marketing.contract import BODY_FIELDS, MODELS, cut_fields, event_key, fields_of, parse_event
+from f.marketing.delivery import attempt_of, next_attempt
+from f.marketing.errors import InvalidEvent, JobFailed, MarketingError
 from f.marketing.job_log import log, log_to_stdout
 from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
-from f.marketing.windmill_api import Resources, workspace_resources
+from f.marketing.windmill_api import Workspace, current_job_id, job_workspace
 from f.marketing.workflow import Context, Event, run
 from f.marketing.workflow import plan as plan_steps
+
+SCRIPT_PATH = "f/marketing/handle_user_event"
 
 
 def preprocessor(event: dict) -> dict:
@@ -91,7 +94,7 @@ def main(
     body = {key: given[key] for key in fields_of(event)} if known else given
     parsed = parse_event(body)
     notes += cut_fields(body)
-    resources = workspace_resources()
+    resources = job_workspace()
     try:
         settings = load_settings(twenty, mautic, slack, routing, reader=resources.get)
         return _handle(parsed, notes, dry_run, settings, resources)
@@ -100,7 +103,7 @@ def main(
 
 
 def _handle(
-    parsed: Event, notes: list[str], dry_run: bool, settings: Settings, resources: Resources
+    parsed: Event, notes: list[str], dry_run: bool, settings: Settings, resources: Workspace
 ) -> dict:
     steps = plan_steps(
         parsed,
@@ -119,8 +122,16 @@ def _handle(
             "wm_labels": [parsed.event, "dry-run"],
         }
 
-    with Context.connect(settings, resources) as ctx:
-        results = run(steps, ctx, parsed.event)
+    key = event_key(parsed)
+    retries = settings.routing.retries
+    attempt = attempt_of(key, current_job_id(), retries)
+    try:
+        with Context.connect(settings, resources) as ctx:
+            results = run(steps, ctx, parsed.event)
+    except JobFailed as failed:
+        if not failed.transient:
+            raise
+        return _try_later(parsed, key, attempt, failed, resources, retries, notes)
 
     labels = [parsed.event]
     for result in results:
@@ -131,7 +142,52 @@ def _handle(
     return {
         "event": parsed.event,
         "ok": True,
+        "attempt": attempt,
         "steps": results,
         "notes": notes,
         "wm_labels": labels,
+    }
+
+
+def _try_later(
+    parsed: Event,
+    key: str,
+    attempt: int,
+    failed: JobFailed,
+    resources: Workspace,
+    retries: Retries,
+    notes: list[str],
+) -> dict:
+    """Queue the next attempt and end well; after the last attempt, fail for the error handler."""
+    upcoming = next_attempt(key, attempt, retries, failed.retry_after)
+    if upcoming is None:
+        raise JobFailed(
+            f"{failed}\nGave up: this was attempt {attempt} of {retries.attempts}; "
+            f"replay it with f/marketing/replay once the cause is fixed.",
+            failed.summary,
+        ) from None
+    try:
+        resources.queue_job(
+            SCRIPT_PATH, parsed.body(), delay=upcoming.delay, job_id=upcoming.job_id
+        )
+    except MarketingError as exc:
+        raise JobFailed(
+            f"{failed}\nThe next attempt could not be queued ({exc}): replay this job.",
+            failed.summary,
+        ) from None
+    when = upcoming.at.isoformat(timespec="seconds")
+    log.info(
+        "%s: attempt %d of %d failed for a while; attempt %d queued for %s",
+        parsed.event, attempt, retries.attempts, upcoming.attempt, when,
+    )  # fmt: skip
+    return {
+        **failed.summary,
+        "status": "retry-scheduled",
+        "attempt": attempt,
+        "reason": str(failed).splitlines()[0],
+        "next_attempt": upcoming.attempt,
+        "next_attempt_at": when,
+        "next_job_id": upcoming.job_id,
+        "notes": notes,
+        "wm_labels": [parsed.event, "retry-scheduled"],
     }

@@ -165,6 +165,7 @@ class ServiceHttp:
             delay = self._next_delay(attempt, retry_after, failure)
             elapsed = self._clock() - started
             if delay is None or elapsed + delay > self.policy.budget:
+                failure.retry_after = retry_after
                 raise failure from None
             log.warning(
                 "%s %s: %s; retry %d in %.1fs",
@@ -217,6 +218,7 @@ class ServiceHttp:
                 status=failure.status,
                 transient=True,
                 attempts=attempt,
+                retry_after=retry_after,
             )
         # A little jitter so that parallel jobs do not all come back at the same instant.
         return retry_after + 0.25 * self._jitter()

@@ -5,7 +5,6 @@ fingerprint, so a duplicate webhook or a re-run of the same event posts nothing 
 Fingerprints are hashes: no email is stored.
 """
 
-import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import Any
 
 from f.marketing.config import SlackRule
 from f.marketing.contract import UserChurned, UserRegistered, UserUpgraded
-from f.marketing.windmill_api import Resources
+from f.marketing.windmill_api import Workspace
 
 LEDGER_PREFIX = "f/marketing/slack_posted/"
 LEDGER_DAYS = 30
@@ -82,11 +81,6 @@ def build_message(event: Event, rules: list[SlackRule]) -> Message:
     return Message(tuple(rule.name for rule in rules), text, blocks)
 
 
-def fingerprint(event: Event) -> str:
-    raw = f"{event.event}|{event.email}|{event.timestamp.isoformat()}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:24]
-
-
 class Claim(Enum):
     CLAIMED = "claimed"  # this job posts it
     POSTED = "posted"  # posted before (or maybe posted: an answer was lost)
@@ -105,7 +99,7 @@ class SlackLedger:
 
     def __init__(
         self,
-        resources: Resources,
+        resources: Workspace,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         owner: str | None = None,
     ) -> None:

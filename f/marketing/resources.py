@@ -28,3 +28,4 @@ class c_marketing_routing(TypedDict, total=False):
     campaigns: dict
     slack_rules: list
     fields: dict
+    retries: dict

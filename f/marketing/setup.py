@@ -29,7 +29,7 @@ from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify,
 from f.marketing.setup_checks import Report, check_mautic, check_slack, check_twenty
 from f.marketing.slack_client import SlackClient
 from f.marketing.twenty_client import TwentyClient
-from f.marketing.windmill_api import WindmillResources, workspace_resources
+from f.marketing.windmill_api import WindmillApi, job_workspace
 
 FOLDER = "marketing"
 
@@ -55,14 +55,14 @@ def main(
     """
     log = log_to_stdout()
     report = Report(apply)
-    resources = workspace_resources()
+    resources = job_workspace()
     try:
         read = resources.get
         routing_ = _load(report, Routing, routing, ROUTING_PATH, read)
         twenty_ = _load(report, TwentySettings, twenty, TWENTY_PATH, read)
         mautic_ = _load(report, MauticSettings, mautic, MAUTIC_PATH, read)
         slack_ = _load(report, SlackSettings, slack, SLACK_PATH, read, optional=True)
-        if isinstance(resources, WindmillResources):
+        if isinstance(resources, WindmillApi):
             _check_ledger_folder(report, resources)
         if routing_ and twenty_:
             with _closing(TwentyClient.from_settings(twenty_)) as client:
@@ -104,7 +104,7 @@ def _load(
     return value
 
 
-def _check_ledger_folder(report: Report, resources: WindmillResources) -> None:
+def _check_ledger_folder(report: Report, resources: WindmillApi) -> None:
     try:
         user, may_write = resources.may_write_folder(FOLDER)
     except MarketingError as exc:

@@ -1,4 +1,5 @@
-"""Thin client for the few Windmill API calls a job makes about its own workspace: resources.
+"""Thin client for the few Windmill API calls a job makes about its own workspace: resources,
+and jobs (a later attempt of an event, the history of failed ones).
 
 `wmill.get_resource(..., none_if_undefined=True)` and `wmill.get_state` answer None for every
 failure, so a 401 or a 5xx looks like "no such resource" and a ledger read that failed looks
@@ -8,16 +9,40 @@ resources.rs, backend/windmill-common/src/error.rs):
 - create answers 201, or 400 "Resource … already exists"; a create the user may not make in the
   folder fails on row-level security (400);
 - update_value and delete answer 200 even when nothing changed (no row matched or allowed).
+- `POST /jobs/run/p/{path}` takes a caller-chosen `job_id` and refuses one that exists with
+  400; `scheduled_in_secs` delays the job without holding a worker. Without `parent_job` the
+  job is a root job, whose failure reaches the workspace error handler (windmill-api jobs.rs,
+  windmill-queue jobs.rs `push_error_handler`).
 Local runs with WM_MOCKED_API_FILE are served from that file, as wmill serves them.
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 import httpx
 
-from f.marketing.errors import ServiceError
+from f.marketing.errors import ConfigError, ServiceError
 from f.marketing.http_client import DEFAULT_POLICY, ServiceHttp, plain_error
+
+_job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
+
+
+def current_job_id() -> str:
+    """This job's id (WM_JOB_ID), or the one a local runner set for the job it runs."""
+    return _job_id.get() or os.environ.get("WM_JOB_ID", "")
+
+
+@contextmanager
+def running_job(job_id: str) -> Iterator[None]:
+    """For a local runner that runs several jobs in one process (threads share os.environ)."""
+    token = _job_id.set(job_id)
+    try:
+        yield
+    finally:
+        _job_id.reset(token)
 
 
 def read_error(response: httpx.Response) -> str:
@@ -27,16 +52,18 @@ def read_error(response: httpx.Response) -> str:
     return plain_error(response).splitlines()[0][:200]
 
 
-class Resources(Protocol):
+class Workspace(Protocol):
     def get(self, path: str) -> Any | None: ...
     def create(self, path: str, value: Any, resource_type: str) -> bool: ...
     def update(self, path: str, value: Any) -> None: ...
     def delete(self, path: str) -> None: ...
     def list_paths(self, path_start: str) -> list[dict[str, Any]]: ...
+    def queue_job(self, path: str, args: dict[str, Any], *, delay: int, job_id: str) -> bool: ...
+    def close(self) -> None: ...
 
 
-class WindmillResources:
-    """Resources of the job's workspace over Windmill's REST API, as the job's user."""
+class WindmillApi:
+    """Workspace of the job's workspace over Windmill's REST API, as the job's user."""
 
     def __init__(self, http: ServiceHttp, workspace: str) -> None:
         self.http = http
@@ -44,7 +71,7 @@ class WindmillResources:
         self._prefix = f"{self._workspace}/resources"
 
     @classmethod
-    def from_env(cls) -> "WindmillResources":
+    def from_env(cls) -> "WindmillApi":
         base = os.environ.get("BASE_INTERNAL_URL") or os.environ.get("WM_BASE_URL") or ""
         http = ServiceHttp(
             "Windmill",
@@ -97,7 +124,7 @@ class WindmillResources:
         self.http.request("DELETE", f"{self._prefix}/delete/{path}", action=f"delete {path}")
 
     def list_paths(self, path_start: str) -> list[dict[str, Any]]:
-        """Resources whose path starts so (path, edited_at...; values are not listed)."""
+        """Workspace whose path starts so (path, edited_at...; values are not listed)."""
         return self.http.request(
             "GET",
             f"{self._prefix}/list",
@@ -120,11 +147,55 @@ class WindmillResources:
             "GET", f"{self._workspace}/users/whoami", action="read the job's user", read=read
         )
 
+    def queue_job(self, path: str, args: dict[str, Any], *, delay: int, job_id: str) -> bool:
+        """Queue a run of the script in `delay` seconds; False when a job with this id exists
+        (queued earlier by this job or a re-run of it, whose answer may have been lost)."""
+        response = self.http.request(
+            "POST",
+            f"{self._workspace}/jobs/run/p/{path}",
+            action="queue the next attempt",
+            params={"job_id": job_id, "scheduled_in_secs": max(0, delay)},
+            json=args,
+            ok_statuses=(400,),
+        )
+        if response.status_code == 400:
+            if "already exists" in response.text or "duplicate key" in response.text:
+                return False
+            raise ServiceError(
+                "Windmill", "queue the next attempt", read_error(response), status=400
+            )
+        return True
+
+    def failed_jobs(self, path: str, after: str, before: str) -> list[dict[str, Any]]:
+        """Completed, failed runs of the script created in [after, before), oldest first."""
+        jobs: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            batch = self.http.request(
+                "GET",
+                f"{self._workspace}/jobs/completed/list",
+                action="list failed jobs",
+                params={
+                    "script_path_exact": path,
+                    "success": "false",
+                    "created_after": after,
+                    "created_before": before,
+                    "page": page,
+                    "per_page": 100,
+                    "order_desc": "false",
+                },
+                read=lambda response: list(response.json()),
+            )
+            jobs += batch
+            if len(batch) < 100:
+                return jobs
+            page += 1
+
     def close(self) -> None:
         self.http.close()
 
 
-class MockedResources:
+class LocalWorkspace:
     """WM_MOCKED_API_FILE's resources, read by wmill; writes stay in this process."""
 
     def __init__(self) -> None:
@@ -151,12 +222,15 @@ class MockedResources:
     def list_paths(self, path_start: str) -> list[dict[str, Any]]:
         return [{"path": p} for p in self._values if p.startswith(path_start)]
 
+    def queue_job(self, path: str, args: dict[str, Any], *, delay: int, job_id: str) -> bool:
+        raise ConfigError("a local run has no Windmill queue to put a later attempt in")
+
     def close(self) -> None:
         pass
 
 
-def workspace_resources() -> WindmillResources | MockedResources:
+def job_workspace() -> WindmillApi | LocalWorkspace:
     """The job's workspace, or the mocked file of a local run."""
     if os.environ.get("WM_MOCKED_API_FILE"):
-        return MockedResources()
-    return WindmillResources.from_env()
+        return LocalWorkspace()
+    return WindmillApi.from_env()

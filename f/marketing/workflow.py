@@ -15,7 +15,13 @@ from typing import Any, assert_never
 import httpx
 
 from f.marketing.config import Routing, SegmentRef, Settings
-from f.marketing.contract import UserChurned, UserRegistered, UserUpgraded, split_name
+from f.marketing.contract import (
+    UserChurned,
+    UserRegistered,
+    UserUpgraded,
+    event_key,
+    split_name,
+)
 from f.marketing.errors import ConfigError, JobFailed, MarketingError, ServiceError
 from f.marketing.mautic_client import NO_CONSENT_DNC, Contact, MauticClient
 from f.marketing.notifications import (
@@ -23,12 +29,11 @@ from f.marketing.notifications import (
     Message,
     SlackLedger,
     build_message,
-    fingerprint,
     matching_rules,
 )
 from f.marketing.slack_client import SlackClient
 from f.marketing.twenty_client import UPSERT_REQUEST, TwentyClient, person_body
-from f.marketing.windmill_api import Resources
+from f.marketing.windmill_api import Workspace
 
 log = logging.getLogger("f.marketing")
 
@@ -50,7 +55,7 @@ class Context:
     _aliases: dict[str, int] | None = None
 
     @classmethod
-    def connect(cls, settings: Settings, resources: Resources) -> "Context":
+    def connect(cls, settings: Settings, resources: Workspace) -> "Context":
         return cls(
             twenty=TwentyClient.from_settings(settings.twenty),
             mautic=MauticClient.from_settings(settings.mautic),
@@ -462,7 +467,7 @@ def _notify(event: Event, routing: Routing, slack_enabled: bool, slack_problem: 
             status, reason = ("failed", slack_problem) if slack_problem else (status, NO_SLACK)
         return Step("slack", "notify", "none", lambda ctx: (status, reason), reason, required=False)
     message = build_message(event, rules)
-    key = fingerprint(event)
+    key = event_key(event)
 
     def run(ctx: Context) -> Outcome:
         return _post_once(ctx, key, message)
@@ -550,9 +555,12 @@ def run(steps: list[Step], ctx: Context, event_name: str) -> list[dict[str, str]
             if not step.required:
                 continue
             not_run = [_result(s, "not run", "an earlier step failed") for s in steps[index + 1 :]]
+            transient = isinstance(exc, ServiceError) and exc.transient
             raise JobFailed(
                 _failure_message(event_name, step, reason, results, not_run),
                 {"event": event_name, "ok": False, "steps": results + not_run},
+                transient=transient,
+                retry_after=exc.retry_after if isinstance(exc, ServiceError) else None,
             ) from None
         results.append(_result(step, status, detail))
         log.info("%s %s: %s", step.service, step.action, status)

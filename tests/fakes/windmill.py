@@ -1,14 +1,19 @@
-"""A stateful stand-in for the part of Windmill's API a job uses: its workspace's resources.
+"""A stateful stand-in for the part of Windmill's API a job uses: its workspace's resources
+and jobs.
 
 It answers as windmill-labs/windmill does (backend/windmill-api/src/resources.rs and
 windmill-common error.rs): plain-text errors; 404 "Not found: Resource … not found" for a
 missing path; 401 "Not authorized: …" for one the caller may not see; create answers 201, or
 400 "Resource … already exists", or 400 from row-level security when the caller may not write
-in the folder; update_value and delete answer 200 even when nothing changed.
+in the folder; update_value and delete answer 200 even when nothing changed. Jobs
+(windmill-api jobs.rs): `jobs/run/p/{path}` answers 201 with the bare id and refuses an id
+it has with 400 "… already exists"; `jobs/completed/list` filters by script, success and
+creation time, oldest first with `order_desc=false`.
 """
 
 import copy
 import re
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,9 +53,21 @@ class FakeWindmill(FakeService):
                 ("GET", "/list", self.list_resources),
             ]
         ]
-        self._routes.append(
-            ({"GET"}, re.compile(rf"/api/w/{re.escape(workspace)}/users/whoami"), self.whoami)
-        )
+        self.jobs: dict[str, dict[str, Any]] = {}  # every job created, by id
+        self.completed: list[dict[str, Any]] = []  # CompletedJob items, as the list shows them
+        self.progress: dict[str, list[int]] = {}
+        self.clock = lambda: datetime.now(UTC)
+        ws = rf"/api/w/{re.escape(workspace)}"
+        self._routes += [
+            ({method}, re.compile(ws + pattern), handler)
+            for method, pattern, handler in [
+                ("GET", "/users/whoami", self.whoami),
+                ("POST", "/jobs/run/p/(?P<path>.+)", self.run_script),
+                ("GET", "/jobs/completed/list", self.list_completed),
+                ("GET", "/jobs_u/get/(?P<job_id>[^/]+)", self.get_job),
+                ("POST", "/job_metrics/set_progress/(?P<job_id>[^/]+)", self.set_progress),
+            ]
+        ]
 
     # --- helpers for tests ----------------------------------------------------------------
 
@@ -106,6 +123,47 @@ class FakeWindmill(FakeService):
         if self.folder_writable and path not in self.read_only:
             self.resources.pop(path, None)
         return text_response(200, f"resource {path} deleted")
+
+    def run_script(self, request: httpx.Request, path: str) -> httpx.Response:
+        params = request.url.params
+        job_id = params.get("job_id") or str(uuid.uuid4())
+        if job_id in self.jobs:
+            raise Reject(400, f"Job with id {job_id} already exists")
+        self.jobs[job_id] = {
+            "id": job_id,
+            "script_path": path,
+            "args": read_body(request),
+            "scheduled_in_secs": int(params.get("scheduled_in_secs") or 0),
+            "parent_job": params.get("parent_job"),
+            "skip_preprocessor": params.get("skip_preprocessor") == "true",
+            "created_at": self.clock().isoformat(),
+            "state": "queued",
+        }
+        return text_response(201, job_id)
+
+    def list_completed(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        jobs = [
+            job
+            for job in self.completed
+            if job["script_path"] == params.get("script_path_exact", job["script_path"])
+            and str(job["success"]).lower() == params.get("success", str(job["success"]).lower())
+            and job["created_at"] > params.get("created_after", "")
+            and job["created_at"] < params.get("created_before", "9999")
+        ]
+        jobs.sort(key=lambda job: job["created_at"], reverse=params.get("order_desc") != "false")
+        page, per_page = int(params.get("page", 1)), int(params.get("per_page", 30))
+        return json_response(200, jobs[(page - 1) * per_page : page * per_page])
+
+    def get_job(self, request: httpx.Request, job_id: str) -> httpx.Response:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise Reject(404, f"Job {job_id} not found")
+        return json_response(200, {**job, "parent_job": job.get("parent_job")})
+
+    def set_progress(self, request: httpx.Request, job_id: str) -> httpx.Response:
+        self.progress.setdefault(job_id, []).append(int(read_body(request)["percent"]))
+        return text_response(200, "progress set")
 
     def whoami(self, request: httpx.Request) -> httpx.Response:
         """UserInfo: `folders` holds the folders the user may write in."""

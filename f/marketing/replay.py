@@ -1,0 +1,117 @@
+# extra_requirements:
+# httpx>=0.27,<1
+# pydantic>=2.7,<3
+"""Replay the lifecycle events that finally failed in a time window, once the cause is fixed.
+
+It reads the failed handle_user_event jobs from Windmill's job history and, when `confirm` is
+on, queues each event again as a new job (a first attempt, with the full retry schedule).
+The new job's id is derived from the failed job's, so replaying the same window twice queues
+nothing twice. Every step of the handler is idempotent, so a replayed event that had partly
+gone through does not act twice.
+"""
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from f.marketing.contract import BODY_FIELDS
+from f.marketing.errors import ConfigError
+from f.marketing.job_log import log_to_stdout
+from f.marketing.windmill_api import WindmillApi, current_job_id, job_workspace
+
+HANDLER = "f/marketing/handle_user_event"
+REPLAYS = uuid.UUID("0b7d8f0e-4a39-4f6e-8c1e-5d2a9e7b3c61")
+# An event the contract refused fails the same way however often it is replayed.
+INVALID = re.compile(r"^Invalid ([a-z.]+ )?event:")
+
+
+def replay_job_id(failed_job_id: str) -> str:
+    return str(uuid.uuid5(REPLAYS, failed_job_id))
+
+
+def main(since: str = "", until: str = "", confirm: bool = False) -> dict:
+    """List the failed events of the window; with confirm, queue each again.
+
+    Args:
+        since: Start of the window, ISO 8601 (empty: 24 hours ago).
+        until: End of the window, ISO 8601 (empty: now).
+        confirm: Queue them. Off: only list what would be queued.
+    """
+    log = log_to_stdout()
+    start, end = _window(since, until)
+    workspace = job_workspace()
+    if not isinstance(workspace, WindmillApi):
+        raise ConfigError("replay reads Windmill's job history: run it in Windmill")
+    try:
+        failed = workspace.failed_jobs(HANDLER, start.isoformat(), end.isoformat())
+        log.info("%d failed %s jobs from %s to %s", len(failed), HANDLER, start, end)
+        listed: list[dict] = []
+        for done, job in enumerate(failed, start=1):
+            listed.append(_replay(workspace, job, confirm))
+            _progress(done, len(failed))
+    finally:
+        workspace.close()
+    counts: dict[str, int] = {}
+    for item in listed:
+        counts[item["status"]] = counts.get(item["status"], 0) + 1
+    return {
+        "window": [start.isoformat(), end.isoformat()],
+        "confirm": confirm,
+        "counts": counts,
+        "jobs": listed,
+        "wm_labels": ["replay" if confirm else "replay-dry-run"],
+    }
+
+
+def _replay(workspace: WindmillApi, job: dict, confirm: bool) -> dict:
+    args = job.get("args") if isinstance(job.get("args"), dict) else {}
+    body = {key: args.get(key) for key in BODY_FIELDS if args.get(key) is not None}
+    error = _first_line(job.get("result"))
+    item = {
+        "failed_job": job.get("id"),
+        "event": body.get("event"),
+        "failed_at": job.get("created_at"),
+        "error": error,
+    }
+    if INVALID.match(error) or not body.get("event"):
+        return {**item, "status": "skipped", "reason": "the event itself is invalid"}
+    replay_id = replay_job_id(str(job.get("id")))
+    if not confirm:
+        return {**item, "status": "would queue", "replay_job": replay_id}
+    queued = workspace.queue_job(HANDLER, body, delay=0, job_id=replay_id)
+    return {**item, "status": "queued" if queued else "already replayed", "replay_job": replay_id}
+
+
+def _window(since: str, until: str) -> tuple[datetime, datetime]:
+    end = _moment(until, "until") if until else datetime.now(UTC)
+    start = _moment(since, "since") if since else end - timedelta(days=1)
+    if start >= end:
+        raise ConfigError("since must be before until")
+    return start, end
+
+
+def _moment(text: str, name: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{name}: not an ISO 8601 date-time, e.g. 2026-11-26T10:00:00Z") from None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _first_line(result: object) -> str:
+    error = result.get("error") if isinstance(result, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message or "").strip().splitlines()[0][:300] if message else ""
+
+
+def _progress(done: int, total: int) -> None:
+    """Windmill's progress bar, about every 5 % (each update is two API calls)."""
+    step = max(1, total // 20)
+    if done % step and done != total:
+        return
+    import wmill
+
+    try:
+        wmill.set_progress(min(99, done * 100 // total), job_id=current_job_id() or None)
+    except Exception as exc:
+        log_to_stdout().warning("progress not shown: %s", type(exc).__name__)

@@ -1,0 +1,114 @@
+"""A local Windmill worker for the tests and the delivery benchmark: it runs the jobs queued in
+the Windmill stand-in as a worker would, on a clock that jumps to the next due job.
+
+- A job runs when its `scheduled_in_secs` is due, each in its own job context (its WM_JOB_ID).
+- Jobs made through `jobs/run/p` get the script's `preprocessor` unless `skip_preprocessor`.
+- A job that raises is a failed job; a failed root job (no `parent_job`) goes to the workspace
+  error handler, when one is set, with the arguments Windmill gives it.
+"""
+
+import importlib
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from f.marketing.windmill_api import running_job
+from tests.conftest import run_as_webhook
+from tests.fakes import FakeWindmill
+
+
+class JobRunner:
+    def __init__(
+        self,
+        windmill: FakeWindmill,
+        *,
+        error_handler: str | None = None,
+        start: datetime | None = None,
+        on_job: Callable[[dict], None] | None = None,
+    ) -> None:
+        self.windmill = windmill
+        self.error_handler = error_handler
+        self.now = start or datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+        self.on_job = on_job
+        self.results: dict[str, dict[str, Any]] = {}  # job id -> {"success", "result"|"error"}
+        self._lock = threading.Lock()
+        windmill.clock = lambda: self.now
+
+    def webhook(self, path: str, body: dict, job_id: str | None = None) -> str:
+        """What a webhook call does: a job for now, with the body as its arguments."""
+        job_id = job_id or str(uuid.uuid4())
+        self.windmill.jobs[job_id] = {
+            "id": job_id,
+            "script_path": path,
+            "args": body,
+            "scheduled_in_secs": 0,
+            "parent_job": None,
+            "skip_preprocessor": False,
+            "created_at": self.now.isoformat(),
+            "state": "queued",
+        }
+        return job_id
+
+    def due(self, job: dict) -> datetime:
+        created = datetime.fromisoformat(job["created_at"])
+        return created + timedelta(seconds=job["scheduled_in_secs"])
+
+    def take(self) -> dict | None:
+        """The next job to run, moving the clock to when it is due (one job per caller)."""
+        with self._lock:
+            queued = [j for j in self.windmill.jobs.values() if j["state"] == "queued"]
+            if not queued:
+                return None
+            job = min(queued, key=self.due)
+            self.now = max(self.now, self.due(job))
+            job["state"] = "running"
+            return job
+
+    def run_all(self, limit: int = 10_000) -> int:
+        ran = 0
+        while ran < limit and (job := self.take()) is not None:
+            self.run(job)
+            ran += 1
+        return ran
+
+    def run(self, job: dict) -> None:
+        module = importlib.import_module(job["script_path"].replace("/", "."))
+        try:
+            with running_job(job["id"]):
+                if job["skip_preprocessor"] or not hasattr(module, "preprocessor"):
+                    result = module.main(**job["args"])
+                else:
+                    result = run_as_webhook(module.main, job["args"])
+            outcome = {"success": True, "result": result}
+        except Exception as exc:  # a failed job, as Windmill records it
+            error = {"name": type(exc).__name__, "message": str(exc),
+                     "stack": traceback.format_exc(limit=3)}  # fmt: skip
+            outcome = {"success": False, "result": {"error": error}}
+        job["state"] = "completed"
+        self.results[job["id"]] = outcome
+        self.windmill.completed.append(
+            {
+                "id": job["id"],
+                "script_path": job["script_path"],
+                "args": job["args"],
+                "created_at": job["created_at"],
+                "success": outcome["success"],
+                "result": outcome["result"],
+                "parent_job": job["parent_job"],
+            }
+        )
+        if self.on_job:
+            self.on_job(job)
+        if not outcome["success"] and not job["parent_job"] and self.error_handler:
+            handler = importlib.import_module(self.error_handler.replace("/", "."))
+            handler.main(
+                path=job["script_path"],
+                job_id=job["id"],
+                error=outcome["result"]["error"],
+                workspace_id=self.windmill.workspace,
+                is_flow=False,
+                started_at=job["created_at"],
+            )
