@@ -2,7 +2,7 @@
 
 import inspect
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import respx
@@ -33,8 +33,13 @@ class Services:
     slack: FakeSlackWebhook
     slack_api: FakeSlackApi
     router: respx.MockRouter
-    sleeps: list[float] = field(default_factory=list)
+    clock: "Clock"
     windmill: FakeWindmill | None = None
+
+    @property
+    def sleeps(self) -> list[float]:
+        """What jobs waited inside a worker (retry backoffs), in seconds."""
+        return self.clock.sleeps
 
     def calls(self) -> list[str]:
         """Every request Twenty, Mautic and Slack received, as 'METHOD path', in order."""
@@ -79,6 +84,10 @@ class Clock:
         self.sleeps.append(seconds)
         self.now += seconds
 
+    def advance(self, seconds: float) -> None:
+        """Time passing between jobs, with no worker waiting."""
+        self.now += seconds
+
 
 @pytest.fixture
 def services(monkeypatch) -> Services:
@@ -93,7 +102,7 @@ def services(monkeypatch) -> Services:
             FakeSlackWebhook(),
             FakeSlackApi(),
             router,
-            clock.sleeps,
+            clock,
         )
         fakes.twenty.mount(router)
         fakes.mautic.mount(router)

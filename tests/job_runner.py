@@ -28,11 +28,13 @@ class JobRunner:
         error_handler: str | None = None,
         start: datetime | None = None,
         on_job: Callable[[dict], None] | None = None,
+        advance: Callable[[float], None] | None = None,
     ) -> None:
         self.windmill = windmill
         self.error_handler = error_handler
         self.now = start or datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
         self.on_job = on_job
+        self.advance = advance  # moves the stand-ins' clocks with the queue's
         self.results: dict[str, dict[str, Any]] = {}  # job id -> {"success", "result"|"error"}
         self._lock = threading.Lock()
         windmill.clock = lambda: self.now
@@ -63,7 +65,10 @@ class JobRunner:
             if not queued:
                 return None
             job = min(queued, key=self.due)
-            self.now = max(self.now, self.due(job))
+            if self.due(job) > self.now:
+                if self.advance:
+                    self.advance((self.due(job) - self.now).total_seconds())
+                self.now = self.due(job)
             job["state"] = "running"
             return job
 

@@ -19,7 +19,9 @@ DELAYS = [60, 300, 1800, 7200, 21600, 43200, 86400]
 
 @pytest.fixture
 def worker(services, windmill) -> JobRunner:
-    return JobRunner(windmill.api, error_handler="f/marketing/on_failure")
+    return JobRunner(
+        windmill.api, error_handler="f/marketing/on_failure", advance=services.clock.advance
+    )
 
 
 def key_of(body: dict) -> str:
@@ -86,11 +88,36 @@ def test_after_the_last_attempt_the_job_fails_and_the_error_handler_alerts_once(
 
 
 def test_a_retry_after_longer_than_the_schedule_is_honoured(services, windmill, worker):
-    services.twenty.fault(429, headers={"Retry-After": "900"})
+    services.twenty.fault(503, headers={"Retry-After": "900"})
     worker.webhook(SCRIPT_PATH, registered())
     worker.run(worker.take())
     [_, second] = attempts(windmill)
     assert second["scheduled_in_secs"] == 900
+    assert second["id"] == attempt_job_id(key_of(registered()), 2)
+
+
+@pytest.mark.parametrize("newer", [True, False], ids=["retry-after", "bare-429"])
+def test_a_rate_limit_waits_in_the_queue_not_in_a_worker(services, windmill, worker, newer):
+    services.twenty.rate_limit = 50  # Twenty Cloud: 50 calls a minute
+    services.twenty.rate_limit_headers = newer
+    services.twenty.exhaust_rate_limit()
+    worker.webhook(SCRIPT_PATH, registered())
+    worker.run_all()
+
+    first, *returns = attempts(windmill)
+    key = key_of(registered())
+    assert [j["id"] for j in returns] == [
+        attempt_job_id(key, 1, n) for n in range(1, len(returns) + 1)
+    ]
+    low = 2 if newer else 1  # Retry-After: 2 (60 s / 50), or a second without one
+    assert low <= returns[0]["scheduled_in_secs"] <= low + 1
+    if newer:  # the token is back when Twenty said it would be
+        assert len(returns) == 1
+    assert services.sleeps == [], "no worker waited"
+    assert worker.results[first["id"]]["result"]["status"] == "retry-scheduled"
+    assert worker.results[returns[-1]["id"]]["result"]["attempt"] == 1, "the schedule is intact"
+    assert worker.results[returns[-1]["id"]]["result"]["ok"] is True
+    assert len(services.twenty.people) == 1
 
 
 def test_a_lost_answer_while_queuing_queues_one_attempt(services, windmill, worker):

@@ -24,7 +24,6 @@ def slack_calls(services) -> list[str]:
         {"exc": httpx.ConnectError},
         {"exc": httpx.ConnectTimeout},
         {"exc": httpx.ReadTimeout},
-        {"status": 429},  # Twenty sends no Retry-After: exponential backoff applies
         {"status": 500},
         {"status": 502},
         {"status": 503},
@@ -93,10 +92,12 @@ def test_transient_mautic_failures_are_retried(services, windmill, fault):
     assert len(services.mautic.contacts) == 1
 
 
-def test_mautic_rate_limit_honours_retry_after(services, windmill):
+def test_a_mautic_rate_limit_hands_the_event_to_the_queue_with_its_retry_after(services, windmill):
     services.mautic.fault(status=429, headers={"Retry-After": "7"}, times=1)
-    main(**registered())
-    assert 7.0 <= services.sleeps[0] < 7.5
+    result = main(**registered())
+    assert result["status"] == "retry-scheduled" and services.sleeps == []
+    [queued] = windmill.api.jobs.values()
+    assert 7 <= queued["scheduled_in_secs"] <= 8
 
 
 def test_mautic_failure_fails_the_job_and_says_twenty_was_done(services, windmill):
@@ -323,28 +324,3 @@ def test_an_unreadable_campaign_add_reply_is_checked_not_repeated(services, wind
     contact_id = services.mautic.contact_by_email(EMAIL)["id"]
     assert services.mautic.campaign_rotations[(10, contact_id)] == 1
     assert len(services.mautic.calls(method="POST", path_contains="/campaigns/10/")) == 1
-
-
-# --- Twenty's rate limit --------------------------------------------------------------------
-
-
-def test_a_newer_twentys_429_is_waited_out_as_its_retry_after_says(services, windmill):
-    services.twenty.rate_limit = 50  # Twenty Cloud: 50 calls a minute
-    services.twenty.rate_limit_headers = True
-    services.twenty.exhaust_rate_limit()
-    assert main(**registered())["ok"] is True
-    assert services.twenty.person_by_email(EMAIL) is not None
-    assert len(services.twenty.requests) == 2
-    assert 2.0 <= services.sleeps[0] <= 2.25  # Retry-After: 2 (60 s / 50), plus jitter
-
-
-def test_an_older_twentys_bare_429_gets_exponential_backoff(services, windmill):
-    services.twenty.rate_limit = 100
-    services.twenty.exhaust_rate_limit()
-    assert main(**registered())["ok"] is True
-    # No hint from the server: waits of 0.25-0.5 s, then 0.5-1 s... until a token is back
-    # (0.6 s at 100 a minute).
-    assert len(services.twenty.requests) == len(services.sleeps) + 1 >= 2
-    for attempt, waited in enumerate(services.sleeps, start=1):
-        assert 0.25 * 2 ** (attempt - 1) <= waited <= 0.5 * 2 ** (attempt - 1)
-    assert sum(services.sleeps) >= 0.6

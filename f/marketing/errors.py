@@ -43,6 +43,7 @@ class ServiceError(MarketingError):
         self.maybe_applied = maybe_applied
         self.attempts = attempts
         self.retry_after = retry_after  # what the service asked to wait, when it said
+        self.rate_limited = status == 429
         self.detail = message
         status_text = f"HTTP {status}" if status is not None else "no response"
         tries = f" after {attempts} attempts" if attempts > 1 else ""
@@ -63,10 +64,12 @@ class JobFailed(MarketingError):
         *,
         transient: bool = False,
         retry_after: float | None = None,
+        rate_limited: bool = False,
     ) -> None:
         self.summary = summary
         self.transient = transient
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
         super().__init__(message)
 
 

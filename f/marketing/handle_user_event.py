@@ -12,7 +12,7 @@ from typing import Literal
 
 from f.marketing.config import Retries, Settings, load_settings
 from f.marketing.contract import BODY_FIELDS, MODELS, cut_fields, event_key, fields_of, parse_event
-from f.marketing.delivery import attempt_of, next_attempt
+from f.marketing.delivery import Attempt, attempt_of, next_attempt
 from f.marketing.errors import InvalidEvent, JobFailed, MarketingError
 from f.marketing.job_log import log, log_to_stdout
 from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
@@ -142,7 +142,7 @@ def _handle(
     return {
         "event": parsed.event,
         "ok": True,
-        "attempt": attempt,
+        "attempt": attempt.number,
         "steps": results,
         "notes": notes,
         "wm_labels": labels,
@@ -152,22 +152,24 @@ def _handle(
 def _try_later(
     parsed: Event,
     key: str,
-    attempt: int,
+    attempt: Attempt,
     failed: JobFailed,
     resources: Workspace,
     retries: Retries,
     notes: list[str],
 ) -> dict:
     """Queue the next attempt and end well; after the last attempt, fail for the error handler."""
-    upcoming = next_attempt(key, attempt, retries, failed.retry_after)
+    upcoming = next_attempt(
+        key, attempt, retries, retry_after=failed.retry_after, rate_limited=failed.rate_limited
+    )
     if upcoming is None:
         raise JobFailed(
-            f"{failed}\nGave up: this was attempt {attempt} of {retries.attempts}; "
+            f"{failed}\nGave up: this was attempt {attempt.number} of {retries.attempts}; "
             f"replay it with f/marketing/replay once the cause is fixed.",
             failed.summary,
         ) from None
     try:
-        resources.queue_job(
+        queued = not resources.job_exists(upcoming.sibling_job_id) and resources.queue_job(
             SCRIPT_PATH, parsed.body(), delay=upcoming.delay, job_id=upcoming.job_id
         )
     except MarketingError as exc:
@@ -177,15 +179,17 @@ def _try_later(
         ) from None
     when = upcoming.at.isoformat(timespec="seconds")
     log.info(
-        "%s: attempt %d of %d failed for a while; attempt %d queued for %s",
-        parsed.event, attempt, retries.attempts, upcoming.attempt, when,
+        "%s: attempt %d of %d %s; %s for %s",
+        parsed.event, attempt.number, retries.attempts,
+        "was rate limited" if failed.rate_limited else "failed for a while",
+        "next attempt queued" if queued else "next attempt was already queued", when,
     )  # fmt: skip
     return {
         **failed.summary,
         "status": "retry-scheduled",
-        "attempt": attempt,
+        "attempt": attempt.number,
         "reason": str(failed).splitlines()[0],
-        "next_attempt": upcoming.attempt,
+        "next_attempt": upcoming.attempt.number,
         "next_attempt_at": when,
         "next_job_id": upcoming.job_id,
         "notes": notes,

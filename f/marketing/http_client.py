@@ -37,6 +37,9 @@ class RetryPolicy:
     max_retry_after: float = 30.0
     # Total time one call may spend, waits included.
     budget: float = 45.0
+    # False: a 429 ends the call at once (with its Retry-After), for a caller that would
+    # rather queue a later attempt than hold its worker while the limit refills.
+    wait_on_rate_limit: bool = True
     timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(10.0, connect=5.0))
 
 
@@ -160,6 +163,9 @@ class ServiceHttp:
                 else:
                     failure = self._refused(response, action, attempt)
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                    if failure.status == 429 and not self.policy.wait_on_rate_limit:
+                        failure.retry_after = retry_after
+                        raise failure from None
             if not failure.transient or (failure.maybe_applied and not replay_safe):
                 raise failure from None
             delay = self._next_delay(attempt, retry_after, failure)

@@ -59,6 +59,7 @@ class Workspace(Protocol):
     def delete(self, path: str) -> None: ...
     def list_paths(self, path_start: str) -> list[dict[str, Any]]: ...
     def queue_job(self, path: str, args: dict[str, Any], *, delay: int, job_id: str) -> bool: ...
+    def job_exists(self, job_id: str) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -166,6 +167,16 @@ class WindmillApi:
             )
         return True
 
+    def job_exists(self, job_id: str) -> bool:
+        """Whether Windmill has a job with this id, queued or done."""
+        return self.http.request(
+            "GET",
+            f"{self._workspace}/jobs_u/get/{job_id}",
+            action="look for a queued attempt",
+            ok_statuses=(404,),
+            read=lambda response: response.status_code != 404,
+        )
+
     def failed_jobs(self, path: str, after: str, before: str) -> list[dict[str, Any]]:
         """Completed, failed runs of the script created in [after, before), oldest first."""
         jobs: list[dict[str, Any]] = []
@@ -221,6 +232,9 @@ class LocalWorkspace:
 
     def list_paths(self, path_start: str) -> list[dict[str, Any]]:
         return [{"path": p} for p in self._values if p.startswith(path_start)]
+
+    def job_exists(self, job_id: str) -> bool:
+        return False
 
     def queue_job(self, path: str, args: dict[str, Any], *, delay: int, job_id: str) -> bool:
         raise ConfigError("a local run has no Windmill queue to put a later attempt in")

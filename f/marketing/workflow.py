@@ -23,6 +23,7 @@ from f.marketing.contract import (
     split_name,
 )
 from f.marketing.errors import ConfigError, JobFailed, MarketingError, ServiceError
+from f.marketing.http_client import RetryPolicy
 from f.marketing.mautic_client import NO_CONSENT_DNC, Contact, MauticClient
 from f.marketing.notifications import (
     Claim,
@@ -40,6 +41,7 @@ log = logging.getLogger("f.marketing")
 Event = UserRegistered | UserUpgraded | UserChurned
 NEEDS_CONSENT = "only with marketing consent on record"
 NO_SLACK = "no Slack resource configured"
+QUEUE_ON_RATE_LIMIT = RetryPolicy(wait_on_rate_limit=False)
 
 
 @dataclass
@@ -56,9 +58,11 @@ class Context:
 
     @classmethod
     def connect(cls, settings: Settings, resources: Workspace) -> "Context":
+        # A rate limit ends the job at once: its next attempt waits in Windmill's queue, not
+        # in a worker (f/marketing/delivery.py). Slack is not retried that way, so it waits.
         return cls(
-            twenty=TwentyClient.from_settings(settings.twenty),
-            mautic=MauticClient.from_settings(settings.mautic),
+            twenty=TwentyClient.from_settings(settings.twenty, QUEUE_ON_RATE_LIMIT),
+            mautic=MauticClient.from_settings(settings.mautic, QUEUE_ON_RATE_LIMIT),
             slack=SlackClient.from_settings(settings.slack) if settings.slack else None,
             ledger=SlackLedger(resources) if settings.slack else None,
         )
@@ -555,12 +559,13 @@ def run(steps: list[Step], ctx: Context, event_name: str) -> list[dict[str, str]
             if not step.required:
                 continue
             not_run = [_result(s, "not run", "an earlier step failed") for s in steps[index + 1 :]]
-            transient = isinstance(exc, ServiceError) and exc.transient
+            cause = exc if isinstance(exc, ServiceError) else None
             raise JobFailed(
                 _failure_message(event_name, step, reason, results, not_run),
                 {"event": event_name, "ok": False, "steps": results + not_run},
-                transient=transient,
-                retry_after=exc.retry_after if isinstance(exc, ServiceError) else None,
+                transient=bool(cause and cause.transient),
+                retry_after=cause.retry_after if cause else None,
+                rate_limited=bool(cause and cause.rate_limited),
             ) from None
         results.append(_result(step, status, detail))
         log.info("%s %s: %s", step.service, step.action, status)
