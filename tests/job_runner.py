@@ -60,7 +60,7 @@ class JobRunner:
 
     def take(self) -> dict | None:
         """The next job to run, moving the clock to when it is due (one job per caller)."""
-        with self._lock:
+        with self._lock, self.windmill._lock:
             queued = [j for j in self.windmill.jobs.values() if j["state"] == "queued"]
             if not queued:
                 return None
@@ -71,6 +71,24 @@ class JobRunner:
                 self.now = self.due(job)
             job["state"] = "running"
             return job
+
+    def take_due(self, now: datetime) -> dict | None:
+        """The earliest job due by `now`, if any: for workers that run on a real clock."""
+        with self._lock, self.windmill._lock:
+            due = [
+                j
+                for j in self.windmill.jobs.values()
+                if j["state"] == "queued" and self.due(j) <= now
+            ]
+            if not due:
+                return None
+            job = min(due, key=self.due)
+            job["state"] = "running"
+            return job
+
+    def unfinished(self) -> int:
+        with self.windmill._lock:
+            return sum(j["state"] != "completed" for j in self.windmill.jobs.values())
 
     def run_all(self, limit: int = 10_000) -> int:
         ran = 0

@@ -51,7 +51,10 @@ def attempt_job_id(key: str, number: int, rate_limited: int = 0) -> str:
 
 def attempt_of(key: str, job_id: str, retries: Retries) -> Attempt:
     """Which attempt of the event this job is: the first unless this scheme queued it."""
-    if not job_id:
+    try:
+        if uuid.UUID(job_id).version != 5:  # webhooks and the emitter use random (v4) ids
+            return FIRST
+    except ValueError:
         return FIRST
     for number in range(1, retries.attempts + 1):
         for returns in range(0 if number > 1 else 1, MAX_RATE_LIMITED + 1):

@@ -1,0 +1,242 @@
+"""Benchmark: a burst of signups against a rate-limited Twenty, and an outage of Mautic, with
+later attempts queued in Windmill (this package) against the in-job retries alone (before).
+
+    .venv/bin/python scripts/bench_delivery.py [--events 300] [--workers 4] [--speed 6]
+
+Stand-ins of Twenty, Mautic, Slack and Windmill's API (tests/fakes) keep their state, so the
+run counts what each service holds at the end. Jobs run on N worker threads of a local queue
+runner (tests/job_runner.py) that starts a queued job when its delay is due. Time is "model"
+time: the services' clocks, Retry-After and the queued delays all run `--speed` times faster
+than the wall clock, so a burst against 100 requests a minute drains in seconds.
+
+Burst: every event is a user.registered (one in ten on a paid plan, which Slack announces)
+sent at once, against Twenty's default limit (100 requests a minute, a bucket of 100 that
+refills continuously, 429 with Retry-After). Reported: events applied exactly once, time to
+drain against the floor the limit sets ((events - 100) / (100 a minute)), worker-seconds
+spent waiting inside jobs, jobs run. Outage: Mautic answers 503 for the first 10 model
+minutes, so the first attempts fail; every event must end applied once, with no alert.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from unittest import mock
+
+import respx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from f.marketing import http_client, workflow
+from f.marketing.handle_user_event import SCRIPT_PATH
+from f.marketing.job_log import log_to_stdout
+from f.marketing.windmill_api import WindmillApi
+from tests.conftest import ROUTING
+from tests.fakes import FakeMautic, FakeSlackWebhook, FakeTwenty, FakeWindmill
+from tests.job_runner import JobRunner
+
+TWENTY_PER_MINUTE = 100
+real_sleep = time.sleep  # http_client's `time` is this module: its sleep is patched below
+
+
+class ModelClock:
+    """Model time, running `speed` times faster than the wall clock."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self.real0 = time.monotonic()
+        self.start = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+    def seconds(self) -> float:
+        return (time.monotonic() - self.real0) * self.speed
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=self.seconds())
+
+
+def event(i: int) -> dict:
+    return {
+        "event": "user.registered",
+        "email": f"user{i}@bench.test",
+        "name": f"User {i}",
+        "plan": "pro" if i % 10 == 0 else "free",
+        "source": "organic",
+        "marketingConsent": True,
+        "timestamp": "2026-11-30T09:00:00Z",
+    }
+
+
+def run(
+    events: int,
+    workers: int,
+    speed: float,
+    *,
+    queue: bool,
+    twenty_limit: int | None,
+    mautic_down_for: float = 0.0,
+) -> dict:
+    clock = ModelClock(speed)
+    waited = Counter()  # model seconds slept inside jobs, by worker thread
+
+    def sleep(seconds: float) -> None:
+        waited[threading.get_ident()] += seconds
+        real_sleep(seconds / speed)
+
+    twenty = FakeTwenty(rate_limit=twenty_limit, rate_limit_headers=True, monotonic=clock.seconds)
+    if twenty_limit:
+        twenty.exhaust_rate_limit()
+        twenty.reset_rate_limit()  # a full bucket at the start of the burst
+    mautic, slack, windmill = FakeMautic(), FakeSlackWebhook(), FakeWindmill()
+    windmill.clock = clock.now
+    for path, value in {
+        "f/marketing/twenty": {"base_url": twenty.base_url, "api_key": twenty.api_key},
+        "f/marketing/mautic": {
+            "base_url": mautic.base_url,
+            "username": mautic.username,
+            "password": mautic.password,
+        },
+        "f/marketing/slack": {"webhook_url": slack.url},
+        "f/marketing/routing": ROUTING,
+    }.items():
+        windmill.put(path, value)
+    if mautic_down_for:
+        original = mautic.handle
+
+        def down_then_up(request):
+            if clock.seconds() < mautic_down_for:
+                return mautic.error(503)
+            return original(request)
+
+        mautic.handle = down_then_up
+
+    runner = JobRunner(windmill, error_handler="f/marketing/on_failure")
+    environment = {
+        "WM_WORKSPACE": windmill.workspace,
+        "WM_TOKEN": windmill.token,
+        "BASE_INTERNAL_URL": windmill.base_url,
+    }
+    with ExitStack() as stack:
+        router = stack.enter_context(respx.mock(assert_all_called=False))
+        for fake in (twenty, mautic, slack, windmill):
+            fake.mount(router)
+        stack.enter_context(mock.patch.dict(os.environ, environment))
+        os.environ.pop("WM_MOCKED_API_FILE", None)
+        stack.enter_context(mock.patch.object(http_client.time, "sleep", sleep))
+        if not queue:  # before: wait for rate limits in the job, and no later attempt
+            waiting = http_client.RetryPolicy()
+            stack.enter_context(mock.patch.object(workflow, "QUEUE_ON_RATE_LIMIT", waiting))
+            stack.enter_context(
+                mock.patch.object(WindmillApi, "queue_job", side_effect=_no_queue, autospec=True)
+            )
+        for i in range(events):
+            runner.webhook(SCRIPT_PATH, event(i))
+        start = clock.seconds()
+        threads = [threading.Thread(target=_work, args=(runner, clock)) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        drained = clock.seconds() - start
+
+    people = len(twenty.people)
+    contacts = len(mautic.contacts)
+    rotations = Counter(mautic.campaign_rotations.values())
+    signups = [m for m in slack.messages if m["text"].startswith("New signup")]
+    alerts = [m for m in slack.messages if "failed" in m["text"]]
+    paid = sum(1 for i in range(events) if i % 10 == 0)
+    jobs = [j for j in windmill.jobs.values() if j["script_path"] == SCRIPT_PATH]
+    failed = sum(not runner.results[j["id"]]["success"] for j in jobs)
+    return {
+        "applied once": min(people, contacts, rotations[1]),
+        "people": people,
+        "contacts": contacts,
+        "campaign starts > 1": sum(n for k, n in rotations.items() if k > 1),
+        "slack signups": f"{len(signups)} of {paid} ({len(_distinct(signups))} distinct)",
+        "alerts": len(alerts),
+        "failed jobs": failed,
+        "jobs run": len(jobs),
+        "drain (model s)": drained,
+        "worker-s waiting": sum(waited.values()),
+        "twenty calls": len(twenty.requests),
+    }
+
+
+def _distinct(messages: list[dict]) -> set[str]:
+    """The people the messages are about (the email field of each)."""
+    return {json.dumps(m["blocks"][1]["fields"]) for m in messages}
+
+
+def _no_queue(self, path, args, *, delay, job_id):
+    raise http_client.ServiceError("Windmill", "queue", "no later attempts before this change")
+
+
+def _work(runner: JobRunner, clock: ModelClock) -> None:
+    while True:
+        job = runner.take_due(clock.now())
+        if job is not None:
+            runner.run(job)
+        elif runner.unfinished() == 0:
+            return
+        else:
+            real_sleep(0.002)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--speed", type=float, default=6.0)
+    args = parser.parse_args()
+    log_to_stdout().setLevel(logging.ERROR)  # jobs log their steps; here only the figures
+    rate = TWENTY_PER_MINUTE / 60
+    floor = max(0, args.events - TWENTY_PER_MINUTE) / rate
+    print(
+        f"Burst: {args.events} user.registered at once, {args.workers} workers, Twenty "
+        f"{TWENTY_PER_MINUTE}/min (bucket {TWENTY_PER_MINUTE}), model time x{args.speed:g}"
+    )
+    print(f"floor set by the limit: {floor:.0f} model s\n")
+    rows = {
+        "before (waits in the job, no later attempt)": run(
+            args.events, args.workers, args.speed, queue=False, twenty_limit=TWENTY_PER_MINUTE
+        ),
+        "now (later attempts queued in Windmill)": run(
+            args.events, args.workers, args.speed, queue=True, twenty_limit=TWENTY_PER_MINUTE
+        ),
+    }
+    _table(rows, floor)
+    print("\nOutage: Mautic answers 503 for the first 10 model minutes; Twenty unlimited")
+    outage_events = min(args.events, 100)
+    rows = {
+        "before": run(outage_events, args.workers, 600, queue=False, twenty_limit=None,
+                      mautic_down_for=600),
+        "now": run(outage_events, args.workers, 600, queue=True, twenty_limit=None,
+                   mautic_down_for=600),
+    }  # fmt: skip
+    _table(rows, None)
+    return 0
+
+
+def _table(rows: dict[str, dict], floor: float | None) -> None:
+    keys = list(next(iter(rows.values())))
+    width = max(len(k) for k in keys) + 2
+    print(" " * width + "".join(f"{name[:44]:>46}" for name in rows))
+    for key in keys:
+        cells = []
+        for row in rows.values():
+            value = row[key]
+            text = f"{value:.1f}" if isinstance(value, float) else str(value)
+            if key == "drain (model s)" and floor:
+                text += f" ({value / floor:.2f}x floor)"
+            cells.append(f"{text:>46}")
+        print(f"{key:<{width}}" + "".join(cells))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
