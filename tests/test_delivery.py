@@ -290,3 +290,18 @@ def test_a_queueing_failure_fails_the_job_so_the_event_is_not_lost(services, win
         in (worker.results[job]["result"]["error"]["message"])
     )
     assert len(alerts(services)) == 1
+
+
+def test_a_re_run_that_fails_another_way_starts_no_second_branch(services, windmill, worker):
+    """Rate limited the first time, down the second: one next attempt, not one of each."""
+    services.twenty.fault(429, headers={"Retry-After": "5"})
+    first = worker.webhook(SCRIPT_PATH, registered())
+    worker.run(worker.take())
+    services.twenty.fault(503, times=4)
+    rerun = worker.webhook(SCRIPT_PATH, registered())
+    worker.run(windmill.api.jobs[rerun] | {"state": "running"})
+
+    key = key_of(registered())
+    queued = {j["id"] for j in attempts(windmill)} - {first, rerun}
+    assert queued == {attempt_job_id(key, 1, 1)}
+    assert worker.results[rerun]["result"]["status"] == "retry-scheduled"
