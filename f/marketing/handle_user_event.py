@@ -168,10 +168,14 @@ def _try_later(
             f"replay it with f/marketing/replay once the cause is fixed.",
             failed.summary,
         ) from None
+    next_job = upcoming.job_id
     try:
-        queued = not resources.job_exists(upcoming.sibling_job_id) and resources.queue_job(
-            SCRIPT_PATH, parsed.body(), delay=upcoming.delay, job_id=upcoming.job_id
-        )
+        if resources.job_exists(upcoming.sibling_job_id):  # a re-run that failed another way
+            queued, next_job = False, upcoming.sibling_job_id
+        else:
+            queued = resources.queue_job(
+                SCRIPT_PATH, parsed.body(), delay=upcoming.delay, job_id=next_job
+            )
     except MarketingError as exc:
         raise JobFailed(
             f"{failed}\nThe next attempt could not be queued ({exc}): replay this job.",
@@ -191,7 +195,7 @@ def _try_later(
         "reason": str(failed).splitlines()[0],
         "next_attempt": upcoming.attempt.number,
         "next_attempt_at": when,
-        "next_job_id": upcoming.job_id,
+        "next_job_id": next_job,
         "notes": notes,
         "wm_labels": [parsed.event, "retry-scheduled"],
     }
