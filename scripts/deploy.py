@@ -99,14 +99,14 @@ def connection_options(args: argparse.Namespace) -> list[str]:
 
 def check_metadata() -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "generate_metadata.py"), "--check"],
+        ["node", str(ROOT / "scripts" / "generate_metadata.mjs"), "--check"],
         capture_output=True,
         text=True,
     )
     if done.returncode != 0:
         raise DeployFailed(
             "the scripts' Windmill metadata is stale: run "
-            "`.venv/bin/python scripts/generate_metadata.py` and commit the result"
+            "`node scripts/generate_metadata.mjs` and commit the result"
         )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_windmill_conformance import ROOT, WMILL, gm, needs_node
+from tests.test_windmill_conformance import ROOT, WMILL, deployed_scripts, needs_node
 from tests.windmill_server import WindmillServer
 
 pytestmark = needs_node
@@ -42,7 +42,7 @@ def deploy(
 
 
 def expected_scripts() -> set[str]:
-    return {p.relative_to(ROOT).as_posix().removesuffix(".py") for p in gm.script_files(ROOT)}
+    return {path.removesuffix(".py") for path in deployed_scripts()}
 
 
 def test_a_dry_run_changes_nothing_and_says_what_would(project):

@@ -1,40 +1,34 @@
 """Does Windmill read our scripts the way we mean them? Checked offline, with Windmill's own tools.
 
 `windmill-parser-wasm-py` is the parser `wmill generate-metadata` uses to build a script's form
-and webhook schema; `windmill-cli` provides `wmill lint`. Both are pinned in
-tests/windmill/package.json; install them with `npm ci --prefix tests/windmill` (CI does).
+and webhook schema; `windmill-cli` provides `wmill lint`; scripts/generate_metadata.mjs writes
+the metadata with them and tells which files `wmill.yaml` deploys (minimatch, as the CLI). All
+are pinned in tests/windmill/package.json; `npm ci --prefix tests/windmill` installs them.
 """
 
 import ast
-import importlib.util
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / "tests" / "windmill"
 WMILL = TOOLS / "node_modules" / ".bin" / "wmill"
-GENERATOR = ROOT / "scripts" / "generate_metadata.py"
+GENERATOR = ROOT / "scripts" / "generate_metadata.mjs"
 
 # Resource types a script may take (as `param: c_twenty | None = None` with the TypedDict from
 # f/marketing/resources.py). Anything else typed as a bare class becomes a picker for a resource
 # type that does not exist: `payload: Any`, a TypedDict or pydantic payload, `tuple`, `set`.
 ALLOWED_RESOURCE_TYPES = {"c_twenty", "c_mautic", "c_slack_notify", "c_marketing_routing"}
 HANDLER = "f/marketing/handle_user_event.py"
-
-_spec = importlib.util.spec_from_file_location("generate_metadata", GENERATOR)
-assert _spec and _spec.loader
-gm = importlib.util.module_from_spec(_spec)
-sys.modules["generate_metadata"] = gm
-_spec.loader.exec_module(gm)
 
 _missing = (
     "node is not installed"
@@ -50,17 +44,50 @@ def rel(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
 
 
+def synced(paths: list[str]) -> dict[str, bool]:
+    """Whether `wmill sync push` deploys each path, by wmill.yaml's includes and excludes."""
+    done = subprocess.run(
+        ["node", str(GENERATOR), "--synced", *paths],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+def deployed_scripts() -> list[str]:
+    """Every .py under f/ that a push deploys."""
+    candidates = [
+        rel(p) for p in sorted((ROOT / "f").rglob("*.py")) if "__pycache__" not in p.parts
+    ]
+    return [path for path, yes in synced(candidates).items() if yes]
+
+
+def parse(paths: list[str], cwd: Path = ROOT) -> dict[str, dict[str, Any]]:
+    """{path: what Windmill's parser reads from it} (tests/windmill/wm_sig.mjs)."""
+    done = subprocess.run(
+        ["node", str(TOOLS / "wm_sig.mjs"), *paths], cwd=cwd, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+def read_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def metadata_path(script: Path) -> Path:
+    return script.with_name(script.stem + ".script.yaml")
+
+
 @pytest.fixture(scope="module")
 def scripts() -> list[str]:
-    found = [rel(p) for p in gm.script_files(ROOT)]
+    found = deployed_scripts()
     assert HANDLER in found, f"{HANDLER} is not deployed by wmill.yaml"
     return found
 
 
 @pytest.fixture(scope="module")
 def signatures(scripts: list[str]) -> dict[str, dict[str, Any]]:
-    """{path: what Windmill's parser reads from it}."""
-    return gm.parse_scripts([ROOT / p for p in scripts], ROOT)
+    return parse(scripts)
 
 
 def resource_names(typ: Any) -> list[str]:
@@ -189,7 +216,7 @@ def test_resource_check_catches_bad_payload_types(tmp_path: Path) -> None:
         "    pass\n",
         encoding="utf-8",
     )
-    parsed = gm.parse_scripts([source], tmp_path)[source.name]
+    parsed = parse([source.name], tmp_path)[source.name]
     flagged = {p.split("`")[1] for p in resource_problems(parsed)}
     assert flagged == {"payload", "event", "t"}
 
@@ -198,30 +225,53 @@ def test_resource_check_catches_bad_payload_types(tmp_path: Path) -> None:
 
 
 @needs_node
-def test_metadata_matches_the_scripts() -> None:
-    stale = [
-        rel(target)
-        for target, text in gm.planned_files(ROOT).items()
-        if not target.exists() or target.read_text(encoding="utf-8") != text
-    ]
-    assert not stale, (
-        f"stale or missing Windmill metadata: {stale}; "
-        "run `.venv/bin/python scripts/generate_metadata.py` and commit the result"
-    )
-
-
-@needs_node
-def test_generator_check_mode_passes() -> None:
+def test_the_committed_metadata_is_what_the_generator_writes() -> None:
     done = subprocess.run(
-        [sys.executable, str(GENERATOR), "--check"], cwd=ROOT, capture_output=True, text=True
+        ["node", str(GENERATOR), "--check"], cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 @needs_node
+def test_the_generator_finds_stale_metadata_and_writes_it(tmp_path: Path) -> None:
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "f", copy / "f", ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "scripts").mkdir()
+    shutil.copy2(GENERATOR, copy / "scripts" / GENERATOR.name)
+    shutil.copy2(ROOT / "wmill.yaml", copy / "wmill.yaml")
+    (copy / "tests" / "windmill").mkdir(parents=True)
+    shutil.copy2(TOOLS / "package.json", copy / "tests" / "windmill" / "package.json")
+    (copy / "tests" / "windmill" / "node_modules").symlink_to(TOOLS / "node_modules")
+    script = copy / "f" / "marketing" / "replay.py"
+    script.write_text(
+        script.read_text().replace(
+            "confirm: bool = False", "confirm: bool = False, limit: int = 10"
+        )
+    )
+
+    def generate(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["node", str(copy / "scripts" / GENERATOR.name), *args],
+            cwd=copy, capture_output=True, text=True,
+        )  # fmt: skip
+
+    stale = generate("--check")
+    assert stale.returncode == 1 and "f/marketing/replay.script.yaml" in stale.stdout
+    assert generate().returncode == 0 and generate("--check").returncode == 0
+    meta = read_yaml(copy / "f" / "marketing" / "replay.script.yaml")
+    assert meta["schema"]["properties"]["limit"] == {
+        "type": "integer",
+        "description": "",
+        "default": 10,
+    }
+    assert meta["schema"]["order"][-1] == "limit"
+    assert meta["schema"]["properties"]["confirm"]["description"].startswith("Queue them")
+
+
+@needs_node
 def test_metadata_schema_is_what_the_parser_infers(signatures: dict[str, Any]) -> None:
     for path, sig in signatures.items():
-        meta = gm.load_yaml(gm.metadata_path(ROOT / path).read_text(encoding="utf-8"), path)
+        meta = read_yaml(metadata_path(ROOT / path))
         schema = meta["schema"]
         names = [arg["name"] for arg in sig["args"]]
         assert set(schema["properties"]) == set(names), path
@@ -232,12 +282,13 @@ def test_metadata_schema_is_what_the_parser_infers(signatures: dict[str, Any]) -
         assert bool(meta.get("has_preprocessor")) == sig["has_preprocessor"], path
 
 
+@needs_node
 def test_every_script_has_metadata_and_no_metadata_is_orphaned() -> None:
-    config = gm.sync_config(ROOT)
+    deployed = set(deployed_scripts())
     missing, orphans, excluded_with_metadata = [], [], []
     for py in sorted((ROOT / "f").rglob("*.py")):
-        has_meta = gm.metadata_path(py).exists()
-        if gm.is_synced(rel(py), config):
+        has_meta = metadata_path(py).exists()
+        if rel(py) in deployed:
             if not has_meta:
                 missing.append(rel(py))
         elif has_meta:
@@ -245,7 +296,7 @@ def test_every_script_has_metadata_and_no_metadata_is_orphaned() -> None:
     for meta in sorted((ROOT / "f").rglob("*.script.yaml")):
         if not meta.with_name(meta.name.removesuffix(".script.yaml") + ".py").exists():
             orphans.append(rel(meta))
-    assert not missing, f"no .script.yaml (run scripts/generate_metadata.py): {missing}"
+    assert not missing, f"no .script.yaml (run node scripts/generate_metadata.mjs): {missing}"
     assert not orphans, f".script.yaml without its .py: {orphans}"
     assert not excluded_with_metadata, (
         f"excluded by wmill.yaml yet has metadata: {excluded_with_metadata}"
@@ -279,8 +330,9 @@ def test_wmill_lint_passes(tmp_path: Path) -> None:
 # --- wmill.yaml and the resource types ------------------------------------------------------
 
 
+@needs_node
 def test_wmill_yaml_deploys_only_the_marketing_folder() -> None:
-    config = gm.sync_config(ROOT)
+    config = read_yaml(ROOT / "wmill.yaml")
     assert config["includes"] == ["f/marketing/**"]
     deployed = {
         "f/marketing/handle_user_event.py": True,
@@ -295,14 +347,20 @@ def test_wmill_yaml_deploys_only_the_marketing_folder() -> None:
         "f/other/script.py": False,
         "tests/test_windmill_conformance.py": False,
         "tests/fakes/runner.py": False,
-        "scripts/generate_metadata.py": False,
+        "scripts/generate_metadata.mjs": False,
     }
-    wrong = {p: want for p, want in deployed.items() if gm.is_synced(p, config) != want}
+    wrong = {p: want for p, (want, got) in _pairs(deployed).items() if got != want}
     assert not wrong, f"wmill.yaml includes/excludes get these wrong (path: should deploy): {wrong}"
 
 
+def _pairs(wanted: dict[str, bool]) -> dict[str, tuple[bool, bool]]:
+    """{path: (should deploy, does deploy)}."""
+    got = synced(list(wanted))
+    return {path: (want, got[path]) for path, want in wanted.items()}
+
+
 def test_wmill_yaml_sets_every_sync_option() -> None:
-    config = gm.sync_config(ROOT)
+    config = read_yaml(ROOT / "wmill.yaml")
     options = [
         "skipSecrets", "skipVariables", "skipResources", "skipResourceTypes", "skipScripts",
         "skipFlows", "skipApps", "skipFolders", "skipWorkspaceDependencies",
@@ -321,7 +379,7 @@ def test_wmill_yaml_sets_every_sync_option() -> None:
         unlocked = [
             rel(meta)
             for meta in (ROOT / "f").rglob("*.script.yaml")
-            if not gm.load_yaml(meta.read_text(encoding="utf-8")).get("lock")
+            if not read_yaml(meta).get("lock")
         ]
         assert not unlocked, f"locksRequired is on but these have no lock: {unlocked}"
 
@@ -340,11 +398,10 @@ def test_every_resource_type_is_committed_and_well_formed() -> None:
 
 
 def test_resources_use_known_resource_types() -> None:
-    config = gm.sync_config(ROOT)
     for path in sorted((ROOT / "f").rglob("*.resource.yaml")):
-        spec = gm.load_yaml(path.read_text(encoding="utf-8"), rel(path))
+        spec = read_yaml(path)
         assert spec.get("resource_type") in ALLOWED_RESOURCE_TYPES, rel(path)
-        assert gm.is_synced(rel(path), config), f"{rel(path)} is not deployed by wmill.yaml"
+        assert synced([rel(path)])[rel(path)], f"{rel(path)} is not deployed by wmill.yaml"
 
 
 # --- the Python packages Windmill installs -----------------------------------------------------
@@ -367,6 +424,7 @@ def extra_requirements(source: str) -> list[str] | None:
     return specs
 
 
+@needs_node
 def test_windmill_installs_the_package_versions_the_tests_ran_with() -> None:
     """Without pins Windmill resolves the newest httpx and pydantic, outside our tested range.
     A script's own pins win over what it imports through f.marketing modules, so each script
@@ -375,9 +433,8 @@ def test_windmill_installs_the_package_versions_the_tests_ran_with() -> None:
     specs = project["project"]["dependencies"]
     tested = {re.split(r"[<>=!~ ]", spec, maxsplit=1)[0]: spec for spec in specs}
     wanted = sorted(tested[name].replace(" ", "") for name in PINNED)
-    config = gm.sync_config(ROOT)
-    for py in sorted((ROOT / "f").rglob("*.py")):
-        if gm.is_synced(rel(py), config) and main_function(rel(py)) is not None:
+    for py in [ROOT / p for p in deployed_scripts()]:
+        if main_function(rel(py)) is not None:
             pins = extra_requirements(py.read_text(encoding="utf-8"))
             assert sorted(pins or []) == wanted, (
                 f"{rel(py)}: start it with '# extra_requirements:' and #{' #'.join(wanted)}"

@@ -1,0 +1,106 @@
+// Write each Windmill script's <name>.script.yaml as `wmill generate-metadata` (CLI 1.819) does,
+// with Windmill's own packages: its Python parser, its schema rules (windmill-utils-internal's
+// argSigToJsonSchemaType) and the CLI's YAML settings. Needs `npm ci --prefix tests/windmill`.
+//
+//   node scripts/generate_metadata.mjs            write or update the files
+//   node scripts/generate_metadata.mjs --check    change nothing; exit 1 if a file is stale
+//   node scripts/generate_metadata.mjs --synced PATH...   print {path: deployed?} as JSON
+//
+// Two choices of ours: the lock is never resolved here (a new file gets `lock: ''`), and the
+// schema gets an `order` in main() order, so that the form shows the signature's order (a
+// hand-made order is kept; gone parameters leave it, new ones are appended).
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const require = createRequire(join(root, "tests", "windmill", "package.json"));
+const load = async (name) => import(pathToFileURL(require.resolve(name)).href);
+const YAML = (await load("yaml")).default;
+const { minimatch } = await load("minimatch");
+const { argSigToJsonSchemaType } = await load("windmill-utils-internal");
+const parserEntry = require.resolve("windmill-parser-wasm-py");
+const { initSync, parse_python } = await import(pathToFileURL(parserEntry).href);
+initSync({ module: readFileSync(join(dirname(parserEntry), "windmill_parser_wasm_bg.wasm")) });
+
+// The CLI's YAML settings (cli/src/commands/sync/sync.ts yamlOptions, prioritizeName).
+const FIRST = { version: "aaa", id: "aa", type: "ab", summary: "ad", name: "ae",
+  display_name: "af", description: "ag", value: "ah", content: "ai", modules: "aj",
+  failure_module: "ak", input_transforms: "al", lock: "az", locks: "azz" };
+const rank = (key) => FIRST[String(key)] ?? String(key);
+const yamlOptions = { sortMapEntries: (a, b) => rank(a.key).localeCompare(rank(b.key)),
+  aliasDuplicateObjects: false, singleQuote: true };
+
+const config = YAML.parse(readFileSync(join(root, "wmill.yaml"), "utf8")) ?? {};
+const synced = (path) => (config.includes ?? ["f/**"]).some((p) => minimatch(path, p))
+  && !(config.excludes ?? []).some((p) => minimatch(path, p));
+
+function pythonFiles(dir) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? (e.name === "__pycache__" ? [] : pythonFiles(join(dir, e.name)))
+      : e.name.endsWith(".py") ? [join(dir, e.name)] : []);
+}
+
+// The CLI's inferSchema (cli/src/utils/metadata.ts), for Python.
+function inferSchema(parsed, schema = {}) {
+  const old = JSON.parse(JSON.stringify(schema.properties ?? {}));
+  schema.required = [];
+  schema.properties = {};
+  for (const arg of parsed.args) {
+    const prop = Object.fromEntries(Object.entries(old[arg.name] ?? { description: "", type: "" })
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    argSigToJsonSchemaType(arg.typ, prop);
+    if (arg.otyp?.includes("[") && arg.otyp.includes("|")) prop.originalType = arg.otyp;
+    prop.default = arg.default;
+    schema.properties[arg.name] = prop;
+    if (!arg.has_default && !schema.required.includes(arg.name)) schema.required.push(arg.name);
+  }
+  return schema;
+}
+
+function metadata(path, code, existing) {
+  const parsed = JSON.parse(parse_python(code));
+  if (parsed.type === "Invalid") throw new Error(`${path}: Windmill's parser cannot read it`);
+  const meta = existing ?? { summary: "", description: "", lock: "", kind: "script",
+    schema: { $schema: "https://json-schema.org/draft/2020-12/schema", type: "object",
+      properties: {}, required: [] } };
+  const schema = inferSchema(parsed, meta.schema);
+  const names = parsed.args.map((a) => a.name);
+  const kept = Array.isArray(schema.order) ? schema.order.filter((n) => names.includes(n)) : [];
+  if (names.length) schema.order = [...kept, ...names.filter((n) => !kept.includes(n))];
+  else if (Array.isArray(schema.order)) schema.order = [];
+  meta.schema = schema;
+  if (parsed.has_preprocessor) meta.has_preprocessor = true;
+  else delete meta.has_preprocessor;
+  delete meta.auto_kind;
+  delete meta.no_main_func;
+  meta.lock ??= "";
+  return YAML.stringify(meta, yamlOptions);
+}
+
+const args = process.argv.slice(2);
+if (args[0] === "--synced") {
+  console.log(JSON.stringify(Object.fromEntries(args.slice(1).map((p) => [p, synced(p)]))));
+  process.exit(0);
+}
+const stale = [];
+const scripts = pythonFiles(join(root, "f")).map((p) => relative(root, p)).filter(synced).sort();
+for (const path of scripts) {
+  if (path.split("/").pop().slice(0, -3).includes(".")) {
+    throw new Error(`${path}: Windmill cuts a script path at the first dot; rename the file`);
+  }
+  const target = join(root, path.replace(/\.py$/, ".script.yaml"));
+  const current = existsSync(target) ? readFileSync(target, "utf8") : null;
+  const text = metadata(path, readFileSync(join(root, path), "utf8"),
+    current === null ? null : YAML.parse(current));
+  if (text === current) continue;
+  stale.push(relative(root, target));
+  if (!args.includes("--check")) writeFileSync(target, text);
+}
+if (args.includes("--check") && stale.length) {
+  console.log(`stale Windmill metadata (run node scripts/generate_metadata.mjs):\n  ${stale.join("\n  ")}`);
+  process.exit(1);
+}
+console.log(stale.length && !args.includes("--check")
+  ? `wrote ${stale.join(", ")}` : `${scripts.length} metadata file(s) up to date`);
