@@ -66,9 +66,9 @@ def test_a_re_run_after_a_failed_run_marks_the_contact_it_created(services, wind
     services.mautic.fault(status=503, times=4, path_contains="/dnc/email/add")
     first = main(**body)
     assert first["status"] == "retry-scheduled"
-    assert first["reason"].endswith(
-        "mark do-not-contact failed: Mautic add do-not-contact "
-        "failed (HTTP 503 after 4 attempts): Service Unavailable"
+    assert first["reason"] == (
+        f"{body['event']}: mautic mark do-not-contact failed: add do-not-contact "
+        "(HTTP 503 after 4 attempts): Service Unavailable"
     )
     assert dnc(services) == []
 

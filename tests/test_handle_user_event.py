@@ -285,7 +285,7 @@ def test_a_segment_the_api_user_may_not_use_fails_the_job_saying_why(services, w
     with pytest.raises(JobFailed) as caught:
         main(**registered())
     message = str(caught.value)
-    assert "add to segment 3 failed (HTTP 403)" in message
+    assert "add to segments 1, 3 failed: add to segment 3 (HTTP 403)" in message
     assert "segment 3 is unpublished, or the Mautic API user may not use it" in message
     assert "Segments: View Others" in message
 

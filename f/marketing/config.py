@@ -309,7 +309,7 @@ def load_resource(
     try:
         value = given if isinstance(given, dict) else reader(path)
     except ServiceError as exc:
-        raise ResourceUnreadable(f"Resource {path} could not be read: {exc}") from None
+        raise ResourceUnreadable(f"Resource {path} could not be read{exc.reason}") from None
     if value is None and optional:
         return None
     return parse_resource(model, path, value, default_path=default_path)

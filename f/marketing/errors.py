@@ -45,9 +45,16 @@ class ServiceError(MarketingError):
         self.retry_after = retry_after  # what the service asked to wait, when it said
         self.rate_limited = status == 429
         self.detail = message
-        status_text = f"HTTP {status}" if status is not None else "no response"
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        super().__init__(f"{service} {action} failed ({status_text}{tries}): {message}")
+        super().__init__(f"{service} {action} failed{self.reason}")
+
+    @property
+    def reason(self) -> str:
+        """How it failed, to follow "... failed": " (HTTP 403 after 2 attempts): Forbidden",
+        or ": <detail>" when no answer came (the detail then says what happened)."""
+        answer = [f"HTTP {self.status}"] if self.status is not None else []
+        tries = [f"after {self.attempts} attempts"] if self.attempts > 1 else []
+        said = " ".join(answer + tries)
+        return f" ({said}): {self.detail}" if said else f": {self.detail}"
 
 
 class JobFailed(MarketingError):

@@ -553,8 +553,8 @@ def run(steps: list[Step], ctx: Context, event_name: str) -> list[dict[str, str]
         try:
             status, detail = step.run(ctx)
         except Exception as exc:
-            reason = safe_reason(exc)
-            results.append(_result(step, "failed", reason))
+            reason = _reason(step, exc)
+            results.append(_result(step, "failed", reason.lstrip(": ").strip()))
             log.warning("%s %s: failed", step.service, step.action)
             if not step.required:
                 continue
@@ -585,12 +585,19 @@ def _failure_message(
 ) -> str:
     done = [f"{r['service']} {r['action']} ({r['status']})" for r in results[:-1]]
     lines = [
-        f"{event_name}: {step.service} {step.action} failed: {reason}",
+        f"{event_name}: {step.service} {step.action} failed{reason}",
         "Done: " + ("; ".join(done) or "nothing"),
         "Not done: " + ("; ".join(f"{r['service']} {r['action']}" for r in not_run) or "nothing"),
         "Every step is idempotent: re-run the job once the cause is fixed.",
     ]
     return "\n".join(lines)
+
+
+def _reason(step: Step, exc: BaseException) -> str:
+    """Why a step failed, said once: the call's own action only when it is not the step's."""
+    if isinstance(exc, ServiceError):
+        return exc.reason if exc.action == step.action else f": {exc.action}{exc.reason}"
+    return f": {safe_reason(exc)}"
 
 
 def safe_reason(exc: BaseException) -> str:
