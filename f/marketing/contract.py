@@ -5,6 +5,7 @@ Field names are the webhook body's keys (camelCase), so a body maps onto a model
 
 import hashlib
 import re
+import typing
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -22,9 +23,6 @@ from pydantic import (
 )
 
 from f.marketing.errors import InvalidEvent
-
-EventName = Literal["user.registered", "user.upgraded", "user.churned"]
-EVENT_NAMES: tuple[str, ...] = ("user.registered", "user.upgraded", "user.churned")
 
 # Deliberately stricter than RFC 5322: Mautic cleans values before matching, so a sloppy
 # address such as "te,st@user..email" can match and update someone else (mautic#7963).
@@ -136,20 +134,21 @@ class UserChurned(_Event):
     timestamp: Timestamp
 
 
-UserEvent = Annotated[UserRegistered | UserUpgraded | UserChurned, Field(discriminator="event")]
+# The one list of events: everything else (names, body fields, the JSON Schema) derives from it.
+Event = UserRegistered | UserUpgraded | UserChurned
 MODELS: dict[str, type[_Event]] = {
-    "user.registered": UserRegistered,
-    "user.upgraded": UserUpgraded,
-    "user.churned": UserChurned,
+    typing.get_args(model.model_fields["event"].annotation)[0]: model
+    for model in typing.get_args(Event)
 }
+EVENT_NAMES: tuple[str, ...] = tuple(MODELS)
 # Every key a webhook body may carry, across the three events, in contract order.
 BODY_FIELDS: tuple[str, ...] = tuple(
     dict.fromkeys(name for model in MODELS.values() for name in model.model_fields)
 )
-_ADAPTER: TypeAdapter[UserRegistered | UserUpgraded | UserChurned] = TypeAdapter(UserEvent)
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="event")])
 
 
-def event_key(event: UserRegistered | UserUpgraded | UserChurned) -> str:
+def event_key(event: Event) -> str:
     """The event's identity, from what it says: the same event sent twice (a duplicate webhook,
     a re-run, a later attempt) has the same key. A hash, so that no email is stored with it."""
     raw = f"{event.event}|{event.email}|{event.timestamp.isoformat()}"
@@ -161,7 +160,7 @@ def fields_of(event: str) -> tuple[str, ...]:
     return tuple(MODELS[event].model_fields)
 
 
-def parse_event(data: dict[str, Any]) -> UserRegistered | UserUpgraded | UserChurned:
+def parse_event(data: dict[str, Any]) -> Event:
     """Validate a webhook body; raise InvalidEvent naming each bad field, without echoing values."""
     name = data.get("event")
     if not isinstance(name, str) or name not in MODELS:

@@ -11,13 +11,21 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from f.marketing.config import Retries, Settings, load_settings
-from f.marketing.contract import BODY_FIELDS, MODELS, cut_fields, event_key, fields_of, parse_event
+from f.marketing.contract import (
+    BODY_FIELDS,
+    MODELS,
+    Event,
+    cut_fields,
+    event_key,
+    fields_of,
+    parse_event,
+)
 from f.marketing.delivery import Attempt, attempt_of, next_attempt
 from f.marketing.errors import InvalidEvent, JobFailed, MarketingError
 from f.marketing.job_log import log, log_to_stdout
 from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
 from f.marketing.windmill_api import Workspace, current_job_id, job_workspace
-from f.marketing.workflow import Context, Event, run
+from f.marketing.workflow import Context, run
 from f.marketing.workflow import plan as plan_steps
 
 SCRIPT_PATH = "f/marketing/handle_user_event"

@@ -10,17 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, assert_never
 
 from f.marketing.config import SlackRule
-from f.marketing.contract import UserChurned, UserRegistered, UserUpgraded
+from f.marketing.contract import Event, UserChurned, UserRegistered, UserUpgraded
 from f.marketing.windmill_api import Workspace
 
 LEDGER_PREFIX = "f/marketing/slack_posted/"
 LEDGER_DAYS = 30
 STALE_CLAIM_SECONDS = 600
-
-Event = UserRegistered | UserUpgraded | UserChurned
 
 
 @dataclass(frozen=True)
@@ -31,8 +29,18 @@ class Message:
 
 
 def matching_rules(event: Event, rules: list[SlackRule]) -> list[SlackRule]:
-    plan = getattr(event, "plan", None) or getattr(event, "newPlan", None)
-    source = getattr(event, "source", None)
+    """Rules naming the event, and its plan (the new one for upgrades) and source if they say."""
+    plan: str | None
+    source: str | None
+    match event:
+        case UserRegistered():
+            plan, source = event.plan, event.source
+        case UserUpgraded():
+            plan, source = event.newPlan, None
+        case UserChurned():
+            plan, source = None, None
+        case _:
+            assert_never(event)
     return [
         rule
         for rule in rules
@@ -49,22 +57,29 @@ def escape(text: str) -> str:
 
 def build_message(event: Event, rules: list[SlackRule]) -> Message:
     email = escape(event.email)
-    if isinstance(event, UserRegistered):
-        who = escape(event.name) if event.name else email
-        title = "New signup"
-        text = f"New signup: {who} on {escape(event.plan)}"
-        facts = {"Email": email, "Plan": escape(event.plan), "Source": escape(event.source)}
-        if event.name:
-            facts = {"Name": who, **facts}
-    elif isinstance(event, UserUpgraded):
-        title = "Upgrade"
-        text = f"Upgrade: {email} {escape(event.previousPlan)} → {escape(event.newPlan)}"
-        facts = {"Email": email, "From": escape(event.previousPlan), "To": escape(event.newPlan)}
-    else:
-        title = "Churn"
-        reason = escape(event.reason) if event.reason else "not given"
-        text = f"Churn: {email} (reason: {reason[:200]})"
-        facts = {"Email": email, "Reason": reason[:1900]}
+    match event:
+        case UserRegistered():
+            who = escape(event.name) if event.name else email
+            title = "New signup"
+            text = f"New signup: {who} on {escape(event.plan)}"
+            facts = {"Email": email, "Plan": escape(event.plan), "Source": escape(event.source)}
+            if event.name:
+                facts = {"Name": who, **facts}
+        case UserUpgraded():
+            title = "Upgrade"
+            text = f"Upgrade: {email} {escape(event.previousPlan)} → {escape(event.newPlan)}"
+            facts = {
+                "Email": email,
+                "From": escape(event.previousPlan),
+                "To": escape(event.newPlan),
+            }
+        case UserChurned():
+            title = "Churn"
+            reason = escape(event.reason) if event.reason else "not given"
+            text = f"Churn: {email} (reason: {reason[:200]})"
+            facts = {"Email": email, "Reason": reason[:1900]}
+        case _:
+            assert_never(event)
     names = escape(", ".join(rule.name for rule in rules))
     context = f"{event.event} · {event.timestamp.isoformat()} · rule: {names}"
     blocks: list[dict[str, Any]] = [

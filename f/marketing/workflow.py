@@ -16,6 +16,7 @@ import httpx
 
 from f.marketing.config import Routing, SegmentRef, Settings
 from f.marketing.contract import (
+    Event,
     UserChurned,
     UserRegistered,
     UserUpgraded,
@@ -38,7 +39,6 @@ from f.marketing.windmill_api import Workspace
 
 log = logging.getLogger("f.marketing")
 
-Event = UserRegistered | UserUpgraded | UserChurned
 NEEDS_CONSENT = "only with marketing consent on record"
 NO_SLACK = "no Slack resource configured"
 QUEUE_ON_RATE_LIMIT = RetryPolicy(wait_on_rate_limit=False)
