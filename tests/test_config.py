@@ -1,6 +1,8 @@
 """Configuration: read from Windmill resources, and refused with a message that says what to fix."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -225,3 +227,18 @@ def test_the_default_twenty_field_names_are_ones_twenty_accepts():
         "churnedAt",
     }
     assert not names & TWENTY_RESERVED_NAMES
+
+
+def test_the_committed_resource_types_are_generated_from_the_settings_models():
+    done = subprocess.run(
+        [sys.executable, "scripts/export_schemas.py", "--check"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_routing_form_takes_segments_by_alias_or_id():
+    spec = json.loads(
+        Path("f/marketing/resource_types/c_marketing_routing.resource-type.json").read_text()
+    )
+    active = spec["schema"]["properties"]["segments"]["properties"]["active"]
+    assert active["items"]["type"] == ["integer", "string"]

@@ -399,5 +399,5 @@ def test_the_json_schema_for_other_languages_is_current():
 
     with open("f/marketing/user_events.schema.json") as committed:
         assert json.load(committed) == json_schema(), (
-            "regenerate it: .venv/bin/python scripts/export_event_schema.py"
+            "regenerate it: .venv/bin/python scripts/export_schemas.py"
         )

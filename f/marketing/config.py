@@ -44,18 +44,36 @@ def _base_url(value: str) -> str:
 
 
 class TwentySettings(_Strict):
-    base_url: str
-    api_key: str = Field(min_length=1)
+    """Twenty CRM REST API access for f/marketing scripts"""
+
+    base_url: str = Field(
+        description="https://api.twenty.com for Twenty Cloud, or https://<your domain>"
+    )
+    api_key: str = Field(
+        min_length=1,
+        description="API key from Settings > APIs & Webhooks; store it as a secret variable and "
+        "reference it ($var:...)",
+    )
 
     _url = field_validator("base_url")(_base_url)
 
 
 class MauticSettings(_Strict):
-    base_url: str
-    username: str | None = None
-    password: str | None = None
-    client_id: str | None = None
-    client_secret: str | None = None
+    """Mautic REST API access for f/marketing scripts: basic auth or OAuth2 client credentials"""
+
+    base_url: str = Field(description="https://<your mautic>, without /api")
+    username: str | None = Field(
+        None, description="Basic auth: a Mautic API user (needs 'Enable HTTP basic auth')"
+    )
+    password: str | None = Field(
+        None, description="Basic auth: its password (a secret variable, $var:...)"
+    )
+    client_id: str | None = Field(
+        None, description="OAuth2: the public id from Settings > API Credentials"
+    )
+    client_secret: str | None = Field(
+        None, description="OAuth2: the secret key (a secret variable, $var:...)"
+    )
 
     _url = field_validator("base_url")(_base_url)
 
@@ -83,11 +101,28 @@ def _secure_url(value: str | None) -> str | None:
 
 
 class SlackSettings(_Strict):
+    """Where f/marketing posts Slack notifications: an incoming webhook, or a bot token and
+    channel"""
+
     # Any https host: Slack's government cloud (GovSlack) posts from slack-gov.com.
-    webhook_url: str | None = None
-    token: str | None = None
-    channel: str | None = None
-    api_base_url: str = "https://slack.com/api"
+    webhook_url: str | None = Field(
+        None,
+        description="Incoming webhook URL (any https host, e.g. hooks.slack.com or GovSlack's); "
+        "it is a credential: reference a secret variable ($var:...)",
+    )
+    token: str | None = Field(
+        None,
+        description="Bot token (xoxb-...) with chat:write, instead of webhook_url; a secret "
+        "variable",
+    )
+    channel: str | None = Field(
+        None, description="With token: the channel ID (C0123ABCD), the bot must be a member"
+    )
+    api_base_url: str = Field(
+        "https://slack.com/api",
+        description="With token: the Web API base, https://slack.com/api unless your workspace "
+        "is elsewhere (GovSlack: https://slack-gov.com/api)",
+    )
 
     _urls = field_validator("webhook_url", "api_base_url")(_secure_url)
 
@@ -118,6 +153,9 @@ SegmentRef = Annotated[int | str, BeforeValidator(_segment_ref)]
 
 
 class Segments(_Strict):
+    """Mautic segments by alias or id: {"active": ["active"], "churned": ["churned"],
+    "plans": {"pro": ["plan-pro"]}}"""
+
     active: list[SegmentRef] = []
     churned: list[SegmentRef] = []
     plans: dict[str, list[SegmentRef]] = {}
@@ -128,12 +166,16 @@ class Segments(_Strict):
 
 
 class Campaigns(_Strict):
+    """Mautic campaign ids (null for none): onboarding, upgrade, winback"""
+
     onboarding: int | None = None
     upgrade: int | None = None
     winback: int | None = None
 
 
 class SlackRule(_Strict):
+    """A Slack notification: the events, and optionally the plans and sources, it is for"""
+
     name: str = Field(min_length=1)
     events: list[str] = Field(min_length=1)
     plans: list[str] | None = None
@@ -220,6 +262,8 @@ class MauticFields(_Strict):
 
 
 class FieldNames(_Strict):
+    """Custom field names in Twenty and Mautic; null leaves a field unwritten"""
+
     twenty: TwentyFields = TwentyFields()
     mautic: MauticFields = MauticFields()
     # Twenty SELECT fields accept only their option values (e.g. PRO); map plans onto them here.
@@ -245,6 +289,9 @@ class Retries(_Strict):
 
 
 class Routing(_Strict):
+    """Segments, campaigns, Slack rules, field names and retries for
+    f/marketing/handle_user_event"""
+
     segments: Segments = Segments()
     campaigns: Campaigns = Campaigns()
     slack_rules: list[SlackRule] = []
