@@ -394,6 +394,23 @@ def test_the_sender_keeps_working_in_a_child_after_fork(receiver):
     assert len({r.query["job_id"] for r in receiver.received}) == 3
 
 
+def test_the_saas_side_needs_neither_wmill_nor_the_windmill_scripts(receiver):
+    done = run_python(
+        """
+        import sys
+        sys.modules["wmill"] = None  # any `import wmill` now fails
+        from f.marketing import emitter
+        emitter.configure(sync=True)
+        assert emitter.user_churned("a@acme.com", reason=None)
+        windmill_side = {"f.marketing.handle_user_event", "f.marketing.workflow", "wmill"}
+        assert not windmill_side & {m for m, v in sys.modules.items() if v}, sys.modules.keys()
+        """,
+        receiver,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [r.body["email"] for r in receiver.received] == ["a@acme.com"]
+
+
 def test_the_json_schema_for_other_languages_is_current():
     from f.marketing.contract import json_schema
 
