@@ -1,5 +1,5 @@
-"""The fakes behave like the services in /work/shared/reference/*.md (section "How a faithful
-test double should behave"): statuses, envelopes, upsert semantics and quirks.
+"""The stand-ins behave like the services (the README's "API facts relied on" names the
+upstream files): statuses, envelopes, upsert semantics, quirks and refusals.
 
 Each test talks to a mounted fake through a plain httpx.Client, as a client under test would.
 """
@@ -101,9 +101,7 @@ def test_twenty_upsert_updates_keeping_created_fields_and_unsent_fields(twenty, 
 def test_twenty_upsert_resurrects_a_soft_deleted_person(twenty, tw):
     seeded = twenty.add_person("gone@acme.com", subscriptionPlan="free")
     twenty.soft_delete(seeded["id"])
-    listed = tw.get(
-        "/rest/people", params={"filter": 'emails.primaryEmail[eq]:"gone@acme.com"', "limit": 1}
-    )
+    listed = tw.get("/rest/people", params={"limit": 5})
     assert listed.json()["data"]["people"] == [] and listed.json()["totalCount"] == 0
     person = upsert(tw, "gone@acme.com").json()["data"]["createPerson"]
     assert person["id"] == seeded["id"] and person["deletedAt"] is None
@@ -147,56 +145,6 @@ def test_twenty_select_fields_accept_only_their_options(tw):
     assert upsert(tw, "b@acme.com", marketingConsent="yes").status_code == 400  # BOOLEAN
 
 
-def test_twenty_list_filters_by_exact_email_and_fails_loudly_otherwise(twenty, tw):
-    twenty.add_person("jane@acme.com")
-    twenty.add_person("john@acme.com")
-    for quoted in ('"jane@acme.com"', "'jane@acme.com'", "jane@acme.com"):
-        params = {"filter": f"emails.primaryEmail[eq]:{quoted}", "limit": 5}
-        body = tw.get("/rest/people", params=params).json()
-        assert [p["emails"]["primaryEmail"] for p in body["data"]["people"]] == ["jane@acme.com"]
-        assert body["totalCount"] == 1 and body["pageInfo"]["hasNextPage"] is False
-    wrong_case = {"filter": 'emails.primaryEmail[eq]:"JANE@acme.com"', "limit": 5}
-    assert tw.get("/rest/people", params=wrong_case).json()["data"]["people"] == []
-    other_filter = {"filter": 'name.firstName[eq]:"Jane"', "limit": 5}
-    assert tw.get("/rest/people", params=other_filter).status_code == 400
-    no_limit = {"filter": 'emails.primaryEmail[eq]:"jane@acme.com"'}
-    assert tw.get("/rest/people", params=no_limit).status_code == 400
-
-
-def test_twenty_patch_checks_the_id(twenty, tw):
-    person = twenty.add_person("jane@acme.com")
-    assert (
-        tw.patch(f"/rest/people/{UNKNOWN_UUID}", json={"subscriptionPlan": "x"}).status_code == 404
-    )
-    assert tw.patch("/rest/people/42", json={"subscriptionPlan": "x"}).status_code == 400
-    response = tw.patch(f"/rest/people/{person['id']}", json={"subscriptionPlan": "pro"})
-    assert response.status_code == 200
-    assert response.json()["data"]["updatePerson"]["subscriptionPlan"] == "pro"
-
-
-def test_twenty_batch_caps_at_sixty_and_answers_create_people(twenty, tw):
-    items = [{"emails": {"primaryEmail": f"u{i}@acme.com"}} for i in range(61)]
-    assert tw.post("/rest/batch/people", json=items).status_code == 400
-    response = tw.post("/rest/batch/people", params={"upsert": "true"}, json=items[:60])
-    assert response.status_code == 201
-    assert len(response.json()["data"]["createPeople"]) == 60 == len(twenty.people)
-
-
-@pytest.mark.parametrize("accepted", ["targetPersonId", "personId"])
-def test_twenty_note_targets_accept_one_key_only(router, accepted):
-    twenty = FakeTwenty(note_target_key=accepted)
-    twenty.mount(router)
-    person = twenty.add_person("jane@acme.com")
-    with httpx.Client(base_url=twenty.base_url, headers=TWENTY_AUTH) as tw:
-        note = tw.post("/rest/notes", json={"title": "Churned", "bodyV2": {"markdown": "why"}})
-        note_id = note.json()["data"]["createNote"]["id"]
-        rejected = "personId" if accepted == "targetPersonId" else "targetPersonId"
-        wrong = tw.post("/rest/noteTargets", json={"noteId": note_id, rejected: person["id"]})
-        right = tw.post("/rest/noteTargets", json={"noteId": note_id, accepted: person["id"]})
-    assert wrong.status_code == 400 and f'"{rejected}"' in wrong.json()["messages"][0]
-    assert right.status_code == 201 and "createNoteTarget" in right.json()["data"]
-
-
 @pytest.mark.parametrize("newer", [False, True], ids=["older-server", "newer-server"])
 def test_twenty_rate_limit_is_a_token_bucket_per_minute(router, newer):
     clock = Clock()
@@ -217,11 +165,24 @@ def test_twenty_rate_limit_is_a_token_bucket_per_minute(router, newer):
         assert "retry-after" not in limited.headers
 
 
-def test_twenty_unknown_routes_are_errors_not_silent_200s(tw):
+def test_twenty_lists_people_only_with_a_limit_and_no_unmodelled_filter(twenty, tw):
+    twenty.add_person("jane@acme.com")
+    twenty.add_person("john@acme.com")
+    body = tw.get("/rest/people", params={"limit": 1}).json()
+    assert len(body["data"]["people"]) == 1 and body["totalCount"] == 2
+    assert body["pageInfo"]["hasNextPage"] is True
+    assert tw.get("/rest/people").status_code == 400
+    only_jane = {"filter": 'emails.primaryEmail[eq]:"jane@acme.com"', "limit": 5}
+    assert tw.get("/rest/people", params=only_jane).status_code == 400  # never "all of them"
+
+
+def test_twenty_unknown_routes_are_errors_not_silent_200s(twenty, tw):
     wrong_object = tw.get("/rest/person", params={"limit": 1})
     assert wrong_object.status_code == 400
     assert "Did you mean 'people'?" in wrong_object.json()["messages"][0]
     assert tw.get("/nothing/here").status_code == 404
+    person = twenty.add_person("jane@acme.com")
+    assert tw.patch(f"/rest/people/{person['id']}", json={}).status_code == 404
 
 
 # --- Mautic ---------------------------------------------------------------------------------
@@ -296,17 +257,14 @@ def test_mautic_blanks_do_not_overwrite_but_a_boolean_false_does(mautic, mc):
     )
     fields = mautic.contact_by_email("j@acme.com")["fields"]
     assert (fields["plan"], fields["marketing_consent"]) == ("pro", False)
-    mc.post(
-        "/api/contacts/new", json={"email": "j@acme.com", "plan": "", "overwriteWithBlank": True}
-    )
-    assert mautic.contact_by_email("j@acme.com")["fields"]["plan"] == ""
 
 
-def test_mautic_tags_merge_and_minus_removes(mautic, mc):
-    mc.post("/api/contacts/new", json={"email": "j@acme.com", "tags": ["trial", "web"]})
-    reply = mc.post("/api/contacts/new", json={"email": "j@acme.com", "tags": "paid,-trial"})
-    assert mautic.contact_by_email("j@acme.com")["tags"] == {"web", "paid"}
-    assert sorted(t["tag"] for t in reply.json()["contact"]["tags"]) == ["paid", "web"]
+def test_mautic_refuses_contact_keys_it_does_not_model(mautic, mc):
+    """Real Mautic honours these; a client that starts sending one must find out here."""
+    for key, value in [("overwriteWithBlank", True), ("tags", ["trial"]), ("owner", 1)]:
+        reply = mc.post("/api/contacts/new", json={"email": "j@acme.com", key: value})
+        assert reply.status_code == 400 and key in reply.json()["errors"][0]["message"]
+    assert mautic.contacts == {}
 
 
 def test_mautic_inline_do_not_contact_adds_and_reason_zero_lifts(mautic, mc):
@@ -357,8 +315,6 @@ def test_mautic_campaign_re_add_restarts_only_when_allowed(mautic, mc, allow_res
     for _ in range(2):
         assert mc.post(f"/api/campaigns/10/contact/{contact_id}/add").json() == {"success": 1}
     assert mautic.campaign_rotations[(10, contact_id)] == rotations
-    listed = mc.get(f"/api/contacts/{contact_id}/campaigns").json()
-    assert listed["total"] == 1 and listed["campaigns"]["10"]["manuallyAdded"] is True
     assert mc.post(f"/api/campaigns/77/contact/{contact_id}/add").status_code == 404
 
 
@@ -427,23 +383,23 @@ def test_mautic_segment_changes_need_a_segment_the_api_user_may_use(
 
 
 @pytest.mark.parametrize(
-    ("campaign", "permissions", "listed", "status"),
+    ("campaign", "permissions", "status"),
     [
-        ({"published": True, "owner": "marketing"}, {"campaign:campaigns:viewother"}, True, 200),
-        ({"published": False, "owner": "marketing"}, {"campaign:campaigns:viewother"}, False, 200),
-        ({"published": True, "owner": "marketing"}, set(), False, 403),
-        ({"published": True, "owner": "api-user"}, set(), True, 200),
+        ({"published": True, "owner": "marketing"}, {"campaign:campaigns:viewother"}, 200),
+        ({"published": False, "owner": "marketing"}, {"campaign:campaigns:viewother"}, 200),
+        ({"published": True, "owner": "marketing"}, set(), 403),
+        ({"published": True, "owner": "api-user"}, set(), 200),
     ],
     ids=["visible", "unpublished", "another-users", "own"],
 )
-def test_mautic_campaign_membership_reads(mautic, mc, campaign, permissions, listed, status):
-    """The contact's campaign list hides what the user may not see; the campaign's member
-    list shows every member or refuses outright."""
+def test_mautic_campaign_member_list_shows_every_member_or_refuses(
+    mautic, mc, campaign, permissions, status
+):
+    """Unpublished campaigns' members are listed too; without view access, a 403."""
     mautic.campaigns[10].update(campaign)
     mautic.permissions = permissions
     jane = mautic.add_contact("jane@acme.com", campaigns=[10])
     john = mautic.add_contact("john@acme.com")
-    assert ("10" in mc.get(f"/api/contacts/{jane}/campaigns").json()["campaigns"]) is listed
     where = {"where[0][col]": "lead_id", "where[0][expr]": "eq", "limit": 1}
     jane_reply = mc.get("/api/campaigns/10/contacts", params={**where, "where[0][val]": jane})
     john_reply = mc.get("/api/campaigns/10/contacts", params={**where, "where[0][val]": john})
@@ -470,26 +426,6 @@ def test_mautic_campaign_member_list_answers_a_bad_column_as_200_with_errors(mau
     )
     assert reply.status_code == 200 and "Unknown column" in reply.json()["errors"][0]["message"]
     assert mc.get("/api/campaigns/77/contacts").status_code == 404
-
-
-def test_mautic_patch_edit_with_another_contacts_email_merges_them(mautic, mc):
-    jane = mautic.add_contact("jane@acme.com", segments=[1])
-    other = mautic.add_contact("other@acme.com", plan="pro")
-    assert mc.patch("/api/contacts/999/edit", json={"plan": "x"}).status_code == 404
-    reply = mc.patch(f"/api/contacts/{other}/edit", json={"email": "jane@acme.com"})
-    assert reply.status_code == 200
-    assert list(mautic.contacts) == [jane] and mautic.merges == [(other, jane)]
-    assert mautic.contacts[jane]["fields"]["plan"] == "pro"
-
-
-def test_mautic_batch_new(mautic, mc):
-    too_many = mc.post("/api/contacts/batch/new", json=[{"email": f"{i}@a.co"} for i in range(201)])
-    assert too_many.status_code == 500
-    mautic.add_contact("old@acme.com")
-    reply = mc.post(
-        "/api/contacts/batch/new", json=[{"email": "new@acme.com"}, {"email": "old@acme.com"}]
-    )
-    assert reply.status_code == 201 and reply.json()["statusCodes"] == [201, 200]
 
 
 def test_mautic_hourly_rate_limit_and_unknown_routes(router):
@@ -658,7 +594,7 @@ def test_a_fault_can_carry_headers_and_a_text_or_json_body(hook, twenty, tw):
 def test_an_exception_fault_is_raised_with_the_request_and_logged(mautic, mc):
     mautic.fault(exc=httpx.ReadTimeout, method="POST", path_contains="/campaigns/10/")
     contact_id = mautic.add_contact("jane@acme.com")
-    assert mc.get(f"/api/contacts/{contact_id}/campaigns").status_code == 200  # not matched
+    assert mc.get("/api/campaigns/10/contacts").status_code == 200  # a GET: not matched
     with pytest.raises(httpx.ReadTimeout) as caught:
         mc.post(f"/api/campaigns/10/contact/{contact_id}/add")
     assert caught.value.request.url.path == f"/api/campaigns/10/contact/{contact_id}/add"

@@ -6,9 +6,8 @@ and silently drops unknown field aliases; blanks do not overwrite but a boolean 
 lists are objects keyed by id with a string `total`; campaign add answers success even when it
 starts the sequence again; an email do-not-contact added over another rewrites it unless it
 is an unsubscribe; segment add/remove answer 403 for a segment the API user may not use;
-`GET /api/contacts/{id}/campaigns` hides unpublished and other users' campaigns while
-`GET /api/campaigns/{id}/contacts` answers 403 without access; and `PATCH …/edit` merges two
-contacts that share an email.
+and `GET /api/campaigns/{id}/contacts` answers 403 without access. Only the routes the
+product calls are served; a contact key it does not send is refused rather than half-modelled.
 """
 
 import base64
@@ -67,11 +66,11 @@ IMPLIED = {
 }
 USER_IDS = {"marketing": 1}  # the API user is 2
 FIELD_TYPES = {"text", "textarea", "boolean", "datetime", "date", "select", "number", "email"}
-# Keys of a contact body that are not field aliases.
-CONTROL_KEYS = {
+# Keys of a contact body that Mautic reads but this stand-in does not model: refused, so a
+# client that starts sending one finds out here rather than in production.
+UNMODELLED_KEYS = {
     "id",
     "tags",
-    "doNotContact",
     "overwriteWithBlank",
     "owner",
     "stage",
@@ -92,7 +91,6 @@ CAMPAIGN_LEAD_COLUMNS = {
     "date_last_exited",
     "rotation",
 }
-MAX_BATCH = 200
 DEFAULT_MESSAGES = {
     400: "Bad request.",
     401: "Authorization denied, invalid credentials.",
@@ -100,12 +98,6 @@ DEFAULT_MESSAGES = {
     404: "Item was not found.",
     500: "Internal server error.",
 }
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
 
 
 def _boolean(value: Any) -> bool:
@@ -130,10 +122,10 @@ def _auth_error(status: int, message: str, kind: str) -> httpx.Response:
 class FakeMautic(FakeService):
     """Mautic 5.1's contact, segment and campaign API, with Basic auth and OAuth2.
 
-    State: `contacts` (id -> {"id", "fields", "tags", "dnc", "dateAdded"}),
+    State: `contacts` (id -> {"id", "fields", "dnc", "dateAdded"}),
     `segment_members` and `campaign_members` (id -> contact ids), `campaign_removed`
     ((campaign, contact) manually removed, whose row Mautic keeps), `campaign_rotations`
-    ((campaign, contact) -> times (re)started), `merges` ((absorbed, kept) contact ids).
+    ((campaign, contact) -> times (re)started).
     `segments` and `campaigns` carry `published`, `owner` (and `global` for segments);
     `permissions` are the API user's role grants that change answers.
     """
@@ -143,12 +135,7 @@ class FakeMautic(FakeService):
         ("POST", r"/oauth/v2/token", "issue_token"),
         ("GET", r"/api/contacts", "list_contacts"),
         ("POST", r"/api/contacts/new", "create_contact"),
-        ("POST", r"/api/contacts/batch/new", "create_contacts"),
-        ("GET", r"/api/contacts/(?P<contact_id>\d+)", "get_contact"),
-        ("PATCH", r"/api/contacts/(?P<contact_id>\d+)/edit", "patch_contact"),
-        ("PUT", r"/api/contacts/(?P<contact_id>\d+)/edit", "put_contact"),
         ("GET", r"/api/contacts/(?P<contact_id>\d+)/segments", "contact_segments"),
-        ("GET", r"/api/contacts/(?P<contact_id>\d+)/campaigns", "contact_campaigns"),
         ("GET", r"/api/campaigns/(?P<campaign_id>\d+)/contacts", "campaign_contacts"),
         ("POST", r"/api/contacts/(?P<contact_id>\d+)/dnc/(?P<channel>\w+)/add", "add_dnc"),
         ("POST", r"/api/contacts/(?P<contact_id>\d+)/dnc/(?P<channel>\w+)/remove", "remove_dnc"),
@@ -165,7 +152,6 @@ class FakeMautic(FakeService):
             r"/api/segments/(?P<segment_id>\d+)/contact/(?P<contact_id>\d+)/(?P<action>add|remove)",
             "segment_membership",
         ),
-        ("POST", r"/api/segments/(?P<segment_id>\d+)/contacts/add", "segment_bulk_add"),
         (
             "POST",
             r"/api/campaigns/(?P<campaign_id>\d+)/contact/(?P<contact_id>\d+)/(?P<action>add|remove)",
@@ -211,10 +197,8 @@ class FakeMautic(FakeService):
         self.campaign_members: dict[int, set[int]] = {cid: set() for cid in self.campaigns}
         self.campaign_removed: set[tuple[int, int]] = set()
         self.campaign_rotations: dict[tuple[int, int], int] = {}
-        self.merges: list[tuple[int, int]] = []
         self.issued_tokens: dict[str, str] = {}  # access token -> client id
         self.expired_tokens: set[str] = set()
-        self.tags: dict[str, int] = {}  # tag -> id
         self._ids = itertools.count(1)
         self._token_ids = itertools.count(1)
         self._dnc_ids: dict[tuple[int, str], int] = {}
@@ -239,7 +223,6 @@ class FakeMautic(FakeService):
         dnc: list[dict] | None = None,
         segments: tuple[int, ...] | list[int] = (),
         campaigns: tuple[int, ...] | list[int] = (),
-        tags: tuple[str, ...] | list[str] = (),
         date_added: str | None = None,
         **fields: Any,
     ) -> int:
@@ -247,7 +230,6 @@ class FakeMautic(FakeService):
         contact = self._new_contact(date_added)
         contact["fields"].update(email=email, **fields)
         contact["dnc"] = [dict(entry) for entry in dnc or []]
-        self._apply_tags(contact, list(tags))
         for segment_id in segments:
             self.segment_members.setdefault(segment_id, set()).add(contact["id"])
         for campaign_id in campaigns:
@@ -353,32 +335,27 @@ class FakeMautic(FakeService):
         contact = {
             "id": contact_id,
             "fields": dict.fromkeys(sorted(self.fields)),
-            "tags": set(),
             "dnc": [],
             "dateAdded": date_added or datetime.now(UTC).isoformat(timespec="seconds"),
         }
         self.contacts[contact_id] = contact
         return contact
 
-    def _write(self, contact: dict, body: dict, *, overwrite_blank: bool | None = None) -> None:
-        """Apply a contact body the way `contacts/new` and PATCH `edit` do."""
+    def _write(self, contact: dict, body: dict) -> None:
+        """Apply a contact body the way `contacts/new` does."""
         dnc_changes = self._dnc_changes(body)  # may reject: before anything changes
-        if overwrite_blank is None:
-            overwrite_blank = _truthy(body.get("overwriteWithBlank"))
         for alias, value in body.items():
-            if alias in CONTROL_KEYS or alias not in self.fields:
+            if alias == "doNotContact" or alias not in self.fields:
                 continue  # unknown aliases are dropped without a word
-            if value in ("", None) and not overwrite_blank:
+            if value in ("", None):
                 continue
             if self.fields[alias] == "boolean":
                 # Set before the blank check (RequestTrait): `false` does overwrite `true`.
                 contact["fields"][alias] = _boolean(value)
                 continue
-            if _is_zero(value) and not overwrite_blank:
+            if _is_zero(value):
                 continue
             contact["fields"][alias] = value
-        if "tags" in body:
-            self._apply_tags(contact, body["tags"])
         for channel, reason, comments in dnc_changes:
             if reason == 0:  # inline, reason 0 (contactable) lifts the entry
                 self._remove_dnc(contact, channel)
@@ -401,17 +378,6 @@ class FakeMautic(FakeService):
                 (str(entry.get("channel", "email")), reason, entry.get("comments") or "")
             )
         return changes
-
-    def _apply_tags(self, contact: dict, tags: Any) -> None:
-        """Tags are merged: an array or a comma string; `-tag` removes one."""
-        names = tags.split(",") if isinstance(tags, str) else list(tags or [])
-        for raw in names:
-            name = str(raw).strip()
-            if name.startswith("-"):
-                contact["tags"].discard(name[1:])
-            elif name:
-                self.tags.setdefault(name, len(self.tags) + 1)
-                contact["tags"].add(name)
 
     @staticmethod
     def _add_dnc(contact: dict, channel: str, reason: int, comments: str) -> None:
@@ -436,34 +402,15 @@ class FakeMautic(FakeService):
     def _upsert(self, body: Any) -> tuple[dict, bool]:
         if not isinstance(body, dict):
             raise Reject(400, "Request body must be an object of contact fields")
+        unmodelled = sorted(UNMODELLED_KEYS & set(body))
+        if unmodelled:
+            raise Reject(400, f"FakeMautic does not model {unmodelled[0]!r}")
         self._dnc_changes(body)  # a bad reason rejects before a contact is created
         email = body.get("email")
         existing = self.contact_by_email(email) if isinstance(email, str) and email else None
         contact = existing or self._new_contact()
         self._write(contact, body)
         return contact, existing is None
-
-    def _merge(self, loser: dict, winner: dict) -> dict:
-        """Fold `loser` into `winner`: empty fields filled, tags, DNC and memberships moved."""
-        for alias, value in loser["fields"].items():
-            if winner["fields"].get(alias) in ("", None):
-                winner["fields"][alias] = value
-        winner["tags"] |= loser["tags"]
-        for entry in loser["dnc"]:
-            if all(e["channel"] != entry["channel"] for e in winner["dnc"]):
-                winner["dnc"].append(entry)
-        for members in [*self.segment_members.values(), *self.campaign_members.values()]:
-            if loser["id"] in members:
-                members.discard(loser["id"])
-                members.add(winner["id"])
-        for (campaign_id, contact_id), count in list(self.campaign_rotations.items()):
-            if contact_id == loser["id"]:
-                del self.campaign_rotations[(campaign_id, contact_id)]
-                key = (campaign_id, winner["id"])
-                self.campaign_rotations[key] = max(count, self.campaign_rotations.get(key, 0))
-        del self.contacts[loser["id"]]
-        self.merges.append((loser["id"], winner["id"]))
-        return winner
 
     def _serialise(self, contact: dict) -> dict:
         values = {alias: contact["fields"].get(alias) for alias in sorted(self.fields)}
@@ -476,7 +423,7 @@ class FakeMautic(FakeService):
             "id": contact["id"],
             "dateAdded": contact["dateAdded"],
             "points": 0,
-            "tags": [{"id": self.tags.get(t), "tag": t} for t in sorted(contact["tags"])],
+            "tags": [],
             "doNotContact": dnc,
             "fields": {
                 "core": {
@@ -533,32 +480,6 @@ class FakeMautic(FakeService):
             201, {"contact": self._serialise(contact)}, headers={"Location": location}
         )
 
-    def create_contacts(self, request: httpx.Request) -> httpx.Response:
-        """POST /api/contacts/batch/new: 201 overall, per-item statusCodes and errors."""
-        items = self._body(request)
-        if not isinstance(items, list):
-            raise Reject(400, "Request body must be an array of contacts")
-        if len(items) > MAX_BATCH:
-            raise Reject(500, f"A max of {MAX_BATCH} entities are supported at a time.")
-        contacts, codes, errors = [], [], {}
-        for index, item in enumerate(items):
-            try:
-                contact, created = self._upsert(item)
-            except Reject as rejected:
-                codes.append(rejected.status)
-                errors[str(index)] = {
-                    "message": rejected.message,
-                    "code": rejected.status,
-                    "type": "api",
-                }
-                continue
-            contacts.append(self._serialise(contact))
-            codes.append(201 if created else 200)
-        reply: dict[str, Any] = {"contacts": contacts, "statusCodes": codes}
-        if errors:
-            reply["errors"] = errors
-        return json_response(201, reply)
-
     def list_contacts(self, request: httpx.Request) -> httpx.Response:
         """GET /api/contacts: only `where[i][col]=email&where[i][expr]=eq` is implemented."""
         params = request.url.params
@@ -585,40 +506,6 @@ class FakeMautic(FakeService):
             },
         )
 
-    def get_contact(self, request: httpx.Request, contact_id: str) -> httpx.Response:
-        return json_response(200, {"contact": self._serialise(self._contact(contact_id))})
-
-    def patch_contact(self, request: httpx.Request, contact_id: str) -> httpx.Response:
-        """PATCH edit re-runs the duplicate check: another contact's email merges the two.
-
-        The contact that already owns the email is kept; the edited one is folded into it
-        and recorded in `merges`, so a test can assert the client never does this.
-        """
-        contact = self._contact(contact_id)
-        body = self._body(request)
-        if not isinstance(body, dict):
-            raise Reject(400, "Request body must be an object of contact fields")
-        email = body.get("email")
-        owner = self.contact_by_email(email) if isinstance(email, str) and email else None
-        if owner is not None and owner is not contact:
-            contact = self._merge(loser=contact, winner=owner)
-        self._write(contact, body)
-        return json_response(200, {"contact": self._serialise(contact)})
-
-    def put_contact(self, request: httpx.Request, contact_id: str) -> httpx.Response:
-        """PUT edit overwrites every field (blanks too); an unknown id creates (201)."""
-        body = self._body(request)
-        if not isinstance(body, dict):
-            raise Reject(400, "Request body must be an object of contact fields")
-        contact = self.contacts.get(int(contact_id))
-        created = contact is None
-        if contact is None:
-            contact = self._new_contact()
-        else:
-            contact["fields"] = dict.fromkeys(sorted(self.fields))
-        self._write(contact, body, overwrite_blank=True)
-        return json_response(201 if created else 200, {"contact": self._serialise(contact)})
-
     def contact_segments(self, request: httpx.Request, contact_id: str) -> httpx.Response:
         contact = self._contact(contact_id)
         lists = {
@@ -627,25 +514,6 @@ class FakeMautic(FakeService):
             if contact["id"] in members and sid in self.segments
         }
         return json_response(200, {"total": len(lists), "lists": lists})
-
-    def contact_campaigns(self, request: httpx.Request, contact_id: str) -> httpx.Response:
-        """Only published campaigns, and without view-other only the API user's own: a
-        contact in any other campaign looks like a non-member here."""
-        contact = self._contact(contact_id)
-        campaigns = {
-            str(cid): {
-                "id": cid,
-                "name": self.campaigns[cid]["name"],
-                "manuallyRemoved": False,
-                "manuallyAdded": True,
-            }
-            for cid, members in sorted(self.campaign_members.items())
-            if contact["id"] in members
-            and cid in self.campaigns
-            and self.campaigns[cid].get("published", True)
-            and self._may_view_campaign(cid)
-        }
-        return json_response(200, {"total": len(campaigns), "campaigns": campaigns})
 
     def add_dnc(self, request: httpx.Request, contact_id: str, channel: str) -> httpx.Response:
         """Reason defaults to 3 (manual); 0 means contactable and is refused here."""
@@ -839,21 +707,6 @@ class FakeMautic(FakeService):
         else:
             members.discard(contact["id"])
         return json_response(200, {"success": 1})
-
-    def segment_bulk_add(self, request: httpx.Request, segment_id: str) -> httpx.Response:
-        sid = int(segment_id)
-        if sid not in self.segments:
-            raise Reject(404, "Item was not found.")
-        if not self._may_use_segment(sid):
-            raise Reject(403, DEFAULT_MESSAGES[403])
-        body = self._body(request)
-        details = {}
-        for raw in (body.get("ids") if isinstance(body, dict) else None) or []:
-            contact = self.contacts.get(int(raw))
-            if contact is not None:
-                self.segment_members.setdefault(sid, set()).add(contact["id"])
-            details[str(raw)] = {"success": contact is not None}
-        return json_response(200, {"success": 1, "details": details})
 
     def campaign_membership(
         self, request: httpx.Request, campaign_id: str, contact_id: str, action: str

@@ -1,9 +1,12 @@
 """Stateful stand-ins for Slack: an incoming webhook and the Web API's chat.postMessage.
 
-They follow /work/shared/reference/slack.md, section 4 ("How a faithful test double should
-behave"). The two fail in opposite ways, which is the point of faking both: the webhook
-answers plain text with a real HTTP status (success is the text `ok`, not JSON), while
-chat.postMessage answers its errors as HTTP 200 `{"ok": false, "error": ...}`.
+They follow Slack's documentation: "Sending messages using incoming webhooks" (its error
+table: https://api.slack.com/messaging/webhooks#handling_errors), the chat.postMessage method
+(https://api.slack.com/methods/chat.postMessage, its errors and rate limit) and the Block Kit
+limits (https://api.slack.com/reference/block-kit/blocks). The two fail in opposite ways,
+which is the point of faking both: the webhook answers plain text with a real HTTP status
+(success is the text `ok`, not JSON), while chat.postMessage answers its errors as HTTP 200
+`{"ok": false, "error": ...}`.
 """
 
 import itertools

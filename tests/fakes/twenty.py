@@ -1,15 +1,14 @@
-"""A stateful stand-in for Twenty CRM's REST API: people (with native upsert) and notes.
+"""A stateful stand-in for the part of Twenty CRM's REST API the product calls: the people
+upsert, one cheap read of people, the person object's field metadata and the OpenAPI document.
 
 It answers as Twenty does (twentyhq/twenty; the README's "API facts relied on"): Bearer auth,
-emails stored lowercased, a deliberately narrow filter grammar that fails loudly, upsert that
-matches soft-deleted people and restores them, 400 for unknown fields and SELECT values,
-reserved custom-field names refused, and a per-minute token bucket answering 429 as older
-servers do (bare) or as newer ones do (Retry-After, X-RateLimit-*).
+emails stored lowercased, upsert that matches soft-deleted people and restores them, 400 for
+unknown fields and SELECT values, reserved custom-field names refused, and a per-minute token
+bucket answering 429 as older servers do (bare) or as newer ones do (Retry-After,
+X-RateLimit-*).
 """
 
-import base64
 import copy
-import json
 import math
 import re
 import time
@@ -46,9 +45,8 @@ COMPOSITES: dict[str, dict[str, Any]] = {
     "xLink": {"primaryLinkUrl": "", "primaryLinkLabel": "", "secondaryLinks": None},
 }
 SCALARS: dict[str, Any] = {"jobTitle": "", "avatarUrl": "", "position": None, "companyId": None}
-STANDARD_FIELDS = {"id", *COMPOSITES, *SCALARS}
+STANDARD_FIELDS = {*COMPOSITES, *SCALARS}
 
-NOTE_FIELDS = {"id", "title", "body", "bodyV2", "position"}
 PERSON_OBJECT_ID = "20202020-0000-4000-8000-000000000001"
 STANDARD_FIELD_TYPES = {
     "name": "FULL_NAME",
@@ -65,9 +63,8 @@ OPTION_COLORS = {
     "jade", "mint", "turquoise", "cyan", "sky", "blue", "iris", "violet", "purple", "plum",
     "pink", "bronze", "gold", "brown", "gray",
 }  # fmt: skip
-MAX_RECORDS = 60  # QUERY_MAX_RECORDS: the batch cap, and the cap on `limit`
-KNOWN_OBJECTS = {"people", "notes", "noteTargets", "batch", "metadata", "open-api"}
-EMAIL_FILTER = re.compile(r"emails\.primaryEmail\[eq\]:(?P<value>.*)", re.DOTALL)
+MAX_RECORDS = 60  # QUERY_MAX_RECORDS: the cap on `limit`
+KNOWN_OBJECTS = {"people", "companies", "notes", "noteTargets", "batch", "metadata", "open-api"}
 ERROR_CLASSES = {
     400: "BadRequestException",
     401: "UnauthorizedException",
@@ -85,39 +82,15 @@ def _timestamp(value: str | datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _is_uuid(value: Any) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
-
-
-def _unquote(value: str) -> str:
-    """Strip one pair of "..." or '...', as Twenty's filter parser does."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-        return value[1:-1]
-    return value
-
-
 class FakeTwenty(FakeService):
-    """Twenty's `/rest/people`, `/rest/batch/people`, `/rest/notes` and `/rest/noteTargets`.
-
-    State is `people` (id -> stored record, soft-deleted ones included), `notes` and
-    `note_targets`. Custom fields and SELECT options are plain attributes, so a test can
-    remove a field to see how the client copes with Twenty's 400.
+    """State is `people` (id -> stored record, soft-deleted ones included). Custom fields and
+    SELECT options are plain attributes, so a test can remove a field to see how the client
+    copes with Twenty's 400. A route the product does not call answers 404, never a silent 200.
     """
 
     routes = (
         ("GET", r"/rest/people", "list_people"),
         ("POST", r"/rest/people", "create_person"),
-        ("GET", r"/rest/people/(?P<person_id>[^/]+)", "get_person"),
-        ("PATCH|PUT", r"/rest/people/(?P<person_id>[^/]+)", "update_person"),
-        ("DELETE", r"/rest/people/(?P<person_id>[^/]+)", "delete_person"),
-        ("PATCH", r"/rest/people/(?P<person_id>[^/]+)/restore", "restore_person"),
-        ("POST", r"/rest/batch/people", "create_people"),
-        ("POST", r"/rest/notes", "create_note"),
-        ("POST", r"/rest/noteTargets", "create_note_target"),
         ("GET", r"/rest/metadata/objects", "list_objects"),
         ("POST", r"/rest/metadata/fields", "create_field"),
         ("PATCH", r"/rest/metadata/fields/(?P<field_id>[^/]+)", "update_field"),
@@ -136,8 +109,6 @@ class FakeTwenty(FakeService):
         supports_upsert: bool = True,
         data_model_access: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
-        note_target_key: str = "targetPersonId",
-        batch_key: str = "createPeople",
         clock: Callable[[], str | datetime] | None = None,
     ) -> None:
         super().__init__(base_url)
@@ -155,12 +126,8 @@ class FakeTwenty(FakeService):
         self.supports_upsert = supports_upsert
         # The API key's role may edit the data model (Settings > Roles > Data model).
         self.data_model_access = data_model_access
-        self.note_target_key = note_target_key
-        self.batch_key = batch_key  # "people" mimics servers before createPeople
         self.clock = clock or self._utc_now
         self.people: dict[str, dict] = {}
-        self.notes: dict[str, dict] = {}
-        self.note_targets: dict[str, dict] = {}
         self._tokens = float(rate_limit or 0)
         self._refilled_at = monotonic()
         self._last_now: datetime | None = None
@@ -297,11 +264,11 @@ class FakeTwenty(FakeService):
         """Reject what Twenty rejects (unknown field, bad SELECT value, wrong type)."""
         if not isinstance(body, dict):
             raise Reject(400, "Invalid request body: expected an object")
+        if "id" in body:  # an upsert matching by id as well is not modelled
+            raise Reject(400, "FakeTwenty does not model a person body with an id")
         for key, value in body.items():
             if key not in STANDARD_FIELDS and key not in self.custom_fields:
                 raise Reject(400, f'Object person doesn\'t have any "{key}" field.')
-            if key == "id" and not _is_uuid(value):
-                raise Reject(400, f'Invalid UUID "{value}" for field "id"')
             if key in COMPOSITES and value is not None:
                 if not isinstance(value, dict):
                     raise Reject(400, f'Invalid value for composite field "{key}"')
@@ -358,7 +325,7 @@ class FakeTwenty(FakeService):
     def _insert(self, body: dict) -> dict:
         now = self._now()
         person: dict[str, Any] = {
-            "id": body.get("id") or str(uuid.uuid4()),
+            "id": str(uuid.uuid4()),
             **copy.deepcopy(COMPOSITES),
             **SCALARS,
             **dict.fromkeys(self.custom_fields),
@@ -378,8 +345,6 @@ class FakeTwenty(FakeService):
         The reference marks this [U]; the client relies on it, so the fake does it.
         """
         for key, value in body.items():
-            if key == "id":
-                continue
             if key in COMPOSITES and isinstance(value, dict):
                 person[key] = {**person[key], **value}
             elif self.custom_fields.get(key) == "DATE_TIME" and isinstance(value, str):
@@ -394,19 +359,11 @@ class FakeTwenty(FakeService):
 
     def _create(self, body: dict, upsert: bool) -> dict:
         """One record of POST /rest/people[?upsert=true]; raises Reject like Twenty."""
-        by_id = self.people.get(body["id"]) if body.get("id") else None
-        by_email = self._email_owner(body)
+        existing = self._email_owner(body)
         if not upsert:
-            if by_id or by_email:
+            if existing:
                 raise Reject(400, "A duplicate entry was detected. Please check your data.")
             return self._insert(body)
-        if by_id and by_email and by_id is not by_email:
-            raise Reject(
-                400,
-                "Multiple records found with the same unique field values for upsert "
-                "(UPSERT_MULTIPLE_MATCHING_RECORDS_CONFLICT)",
-            )
-        existing = by_id or by_email
         if existing is None:
             return self._insert(body)
         self._apply(existing, body)  # createdAt and createdBy are kept
@@ -414,63 +371,31 @@ class FakeTwenty(FakeService):
         existing["updatedAt"] = self._now()
         return existing
 
-    def _live_person(self, person_id: str) -> dict:
-        if not _is_uuid(person_id):
-            raise Reject(400, f'Invalid UUID "{person_id}"')
-        person = self.people.get(person_id)
-        if person is None or person["deletedAt"] is not None:
-            raise Reject(404, "Record not found")
-        return person
-
     # --- routes ---------------------------------------------------------------------------
 
     def list_people(self, request: httpx.Request) -> httpx.Response:
-        """GET /rest/people: only the exact-email filter; `limit` required; no deleted rows."""
+        """GET /rest/people: `limit` required (its default varies by version), no deleted rows.
+        Filters and cursors are not modelled: a request with one fails rather than matching all.
+        """
         params = request.url.params
         limit = params.get("limit")
         if limit is None:
             raise Reject(400, "FakeTwenty: pass limit (Twenty's default varies by version)")
         if not limit.isdigit():
             raise Reject(400, f"Invalid limit value: {limit}")
-        for unsupported in ("starting_after", "ending_before"):
+        for unsupported in ("filter", "starting_after", "ending_before"):
             if unsupported in params:
                 raise Reject(400, f"FakeTwenty does not implement {unsupported}")
         people = [p for p in self.people.values() if p["deletedAt"] is None]
-        if "filter" in params:
-            email = self._email_filter(params["filter"])
-            people = [p for p in people if p["emails"]["primaryEmail"] == email]
         page = people[: min(int(limit), MAX_RECORDS)]
-        cursors = [base64.b64encode(json.dumps({"id": p["id"]}).encode()).decode() for p in page]
         return json_response(
             200,
             {
                 "data": {"people": copy.deepcopy(page)},
                 "totalCount": len(people),
-                "pageInfo": {
-                    "hasNextPage": len(people) > len(page),
-                    "hasPreviousPage": False,
-                    "startCursor": cursors[0] if cursors else None,
-                    "endCursor": cursors[-1] if cursors else None,
-                },
+                "pageInfo": {"hasNextPage": len(people) > len(page), "hasPreviousPage": False},
             },
         )
-
-    @staticmethod
-    def _email_filter(text: str) -> str:
-        """Parse `emails.primaryEmail[eq]:"x"`; anything else fails (never matches all)."""
-        match = EMAIL_FILTER.fullmatch(text.strip())
-        if not match:
-            raise Reject(400, f"FakeTwenty only implements emails.primaryEmail[eq]: got {text}")
-        raw = match["value"]
-        value = _unquote(raw)
-        if value == raw and any(c in raw for c in ",()"):
-            # Unquoted, the value would be split into predicates at the comma or parenthesis.
-            raise Reject(400, f"Invalid filter: {text}")
-        return value
-
-    def get_person(self, request: httpx.Request, person_id: str) -> httpx.Response:
-        person = self._live_person(person_id)
-        return json_response(200, {"data": {"person": copy.deepcopy(person)}})
 
     def create_person(self, request: httpx.Request) -> httpx.Response:
         """POST /rest/people: 201 `createPerson`, also when `?upsert=true` updated a record."""
@@ -478,89 +403,6 @@ class FakeTwenty(FakeService):
         upsert = self.supports_upsert and request.url.params.get("upsert") == "true"
         person = self._create(body, upsert=upsert)
         return json_response(201, {"data": {"createPerson": copy.deepcopy(person)}})
-
-    def update_person(self, request: httpx.Request, person_id: str) -> httpx.Response:
-        person = self._live_person(person_id)
-        body = self._clean(self._body(request))
-        owner = self._email_owner(body)
-        if owner is not None and owner is not person:
-            raise Reject(400, "A duplicate entry was detected. Please check your data.")
-        self._apply(person, body)
-        person["updatedAt"] = self._now()
-        return json_response(200, {"data": {"updatePerson": copy.deepcopy(person)}})
-
-    def delete_person(self, request: httpx.Request, person_id: str) -> httpx.Response:
-        """DELETE is a soft delete: the email stays taken until the row is restored."""
-        person = self._live_person(person_id)
-        person["deletedAt"] = self._now()
-        return json_response(200, {"data": {"deletePerson": {"id": person["id"]}}})
-
-    def restore_person(self, request: httpx.Request, person_id: str) -> httpx.Response:
-        if not _is_uuid(person_id):
-            raise Reject(400, f'Invalid UUID "{person_id}"')
-        person = self.people.get(person_id)
-        if person is None:
-            raise Reject(404, "Record not found")
-        person["deletedAt"] = None
-        return json_response(200, {"data": {"restorePerson": copy.deepcopy(person)}})
-
-    def create_people(self, request: httpx.Request) -> httpx.Response:
-        """POST /rest/batch/people: at most 60 records, all or nothing."""
-        items = self._body(request)
-        if not isinstance(items, list):
-            raise Reject(400, "Batch body must be an array")
-        if len(items) > MAX_RECORDS:
-            raise Reject(400, f"Maximum number of records to upsert is {MAX_RECORDS}")
-        upsert = request.url.params.get("upsert") == "true"
-        snapshot = copy.deepcopy(self.people)
-        try:
-            people = [self._create(self._clean(item), upsert) for item in items]
-        except Reject:
-            self.people.clear()
-            self.people.update(snapshot)
-            raise
-        return json_response(201, {"data": {self.batch_key: copy.deepcopy(people)}})
-
-    def create_note(self, request: httpx.Request) -> httpx.Response:
-        body = self._body(request)
-        if not isinstance(body, dict):
-            raise Reject(400, "Invalid request body: expected an object")
-        for key in body:
-            if key not in NOTE_FIELDS:
-                raise Reject(400, f'Object note doesn\'t have any "{key}" field.')
-        now = self._now()
-        note = {
-            "id": body.get("id") or str(uuid.uuid4()),
-            "title": body.get("title", ""),
-            "bodyV2": body.get("bodyV2"),
-            "createdAt": now,
-            "updatedAt": now,
-            "deletedAt": None,
-        }
-        self.notes[note["id"]] = note
-        return json_response(201, {"data": {"createNote": copy.deepcopy(note)}})
-
-    def create_note_target(self, request: httpx.Request) -> httpx.Response:
-        """Only `note_target_key` links a person: the other spelling is an unknown field."""
-        body = self._body(request)
-        if not isinstance(body, dict):
-            raise Reject(400, "Invalid request body: expected an object")
-        for key in body:
-            if key not in {"id", "noteId", self.note_target_key}:
-                raise Reject(400, f'Object noteTarget doesn\'t have any "{key}" field.')
-        if body.get("noteId") not in self.notes:
-            raise Reject(400, f"Note {body.get('noteId')} not found")
-        person_id = body.get(self.note_target_key)
-        if person_id is not None and person_id not in self.people:
-            raise Reject(400, f"Person {person_id} not found")
-        target = {
-            "id": body.get("id") or str(uuid.uuid4()),
-            "noteId": body["noteId"],
-            self.note_target_key: person_id,
-            "createdAt": self._now(),
-        }
-        self.note_targets[target["id"]] = target
-        return json_response(201, {"data": {"createNoteTarget": copy.deepcopy(target)}})
 
     # --- metadata and the OpenAPI document ------------------------------------------------
 
