@@ -107,14 +107,24 @@ def _fix_for(exc: MarketingError) -> str:
     return ""
 
 
-def _wrong_type(
+def _type_fits(
     report: Report, service: str, subject: str, found: Any, role: str, accepted: set[str]
-) -> None:
-    """Reported, never changed: a field's type is not ours to alter."""
+) -> bool:
+    """A wrong type is reported, never changed: a field's type is not ours to alter."""
+    if found in accepted:
+        return True
     report.add(
         service, subject, "failed", f"is {found}, the {role} needs {' or '.join(sorted(accepted))}",
         fix=f"map routing.fields.{service}.{role} to a field of that type",
     )  # fmt: skip
+    return False
+
+
+def _may_create(report: Report, service: str, subject: str, missing: str, how: str) -> bool:
+    """With apply, go ahead; without, report the field missing and how to add it by hand."""
+    if not report.apply:
+        report.add(service, subject, "failed", missing, fix=f"run setup with apply, or {how}")
+    return report.apply
 
 
 # --- Twenty ---------------------------------------------------------------------------------
@@ -144,36 +154,23 @@ def check_twenty(client: TwentyClient, routing: Routing, report: Report) -> None
         if name is None:
             continue
         accepted, kind, label = TWENTY_FIELDS[role]
-        existing = fields.get(name)
-        subject = f"People field {name}"
-        if existing is not None:
-            if existing.get("type") not in accepted:
-                _wrong_type(report, "twenty", subject, existing.get("type"), role, accepted)
-            elif existing.get("type") == "SELECT":
+        existing, subject = fields.get(name), f"People field {name}"
+        if existing is None:
+            if role == "plan" and routing.fields.twenty_plan_values:
+                kind = "SELECT"
+            how = f"create it ({kind}, name {name}) under Settings > Data model > People"
+            if _may_create(report, "twenty", subject, "missing", how):
+                body = {"objectMetadataId": person["id"], "type": kind, "name": name,
+                        "label": label, "isNullable": True}  # fmt: skip
+                if kind == "SELECT":
+                    body["options"] = _options(routing.fields.twenty_plan_values or {}, start=0)
+                if report.attempt("twenty", subject, lambda body=body: client.create_field(body)):
+                    report.add("twenty", subject, "fixed", f"created ({kind})")
+        elif _type_fits(report, "twenty", subject, existing.get("type"), role, accepted):
+            if existing.get("type") == "SELECT":
                 _twenty_plan_options(client, existing, routing, report)
             else:
                 report.add("twenty", subject, "ok", existing.get("type", ""))
-            continue
-        if role == "plan" and routing.fields.twenty_plan_values:
-            kind = "SELECT"
-        if not report.apply:
-            report.add(
-                "twenty", subject, "failed", "missing",
-                fix=f"run setup with apply, or create it ({kind}, name {name}) under "
-                f"Settings > Data model > People",
-            )  # fmt: skip
-            continue
-        body: dict[str, Any] = {
-            "objectMetadataId": person["id"],
-            "type": kind,
-            "name": name,
-            "label": label,
-            "isNullable": True,
-        }
-        if kind == "SELECT":
-            body["options"] = _options(routing.fields.twenty_plan_values or {}, start=0)
-        if report.attempt("twenty", subject, lambda body=body: client.create_field(body)):
-            report.add("twenty", subject, "fixed", f"created ({kind})")
 
 
 def _twenty_upsert(client: TwentyClient, report: Report) -> None:
@@ -298,46 +295,40 @@ def _mautic_fields(client: MauticClient, routing: Routing, report: Report) -> No
             continue
         accepted, kind, label = MAUTIC_FIELDS[role]
         existing, subject = fields.get(alias), f"contact field {alias}"
-        if existing is not None:
-            if existing.get("type") not in accepted:
-                _wrong_type(report, "mautic", subject, existing.get("type"), role, accepted)
-            elif not existing.get("isPublished", True):
+        if existing is None:
+            how = f"create it ({kind}, alias {alias}) under Settings > Custom Fields"
+            if _may_create(report, "mautic", subject, "missing: Mautic would drop its value", how):
+                _create_mautic_field(client, report, subject, alias, kind, label)
+        elif _type_fits(report, "mautic", subject, existing.get("type"), role, accepted):
+            if existing.get("isPublished", True):
+                report.add("mautic", subject, "ok", str(existing.get("type")))
+            else:
                 report.add(
                     "mautic", subject, "failed", "not published yet (its column is pending)",
                     fix="run Mautic's cron mautic:custom-field:create-column, or publish it",
                 )  # fmt: skip
-            else:
-                report.add("mautic", subject, "ok", str(existing.get("type")))
-            continue
-        if not report.apply:
-            report.add(
-                "mautic", subject, "failed", "missing: Mautic would drop its value",
-                fix=f"run setup with apply, or create it ({kind}, alias {alias}) under "
-                f"Settings > Custom Fields",
-            )  # fmt: skip
-            continue
-        body: dict[str, Any] = {
-            "label": label,
-            "alias": alias,
-            "type": kind,
-            "group": "core",
-            "isPublished": True,
-        }
-        if kind == "boolean":
-            body["properties"] = {"yes": "Yes", "no": "No"}
-        try:
-            _, in_background = client.create_contact_field(body)
-        except MarketingError as exc:
-            report.add("mautic", subject, "failed", str(exc), fix=_fix_for(exc))
-            continue
-        if in_background:
-            report.add(
-                "mautic", subject, "failed",
-                "created; Mautic adds its column in the background, and drops values until then",
-                fix="run Mautic's cron mautic:custom-field:create-column, then setup again",
-            )  # fmt: skip
-        else:
-            report.add("mautic", subject, "fixed", f"created ({kind})")
+
+
+def _create_mautic_field(
+    client: MauticClient, report: Report, subject: str, alias: str, kind: str, label: str
+) -> None:
+    body: dict[str, Any] = {"label": label, "alias": alias, "type": kind, "group": "core",
+                            "isPublished": True}  # fmt: skip
+    if kind == "boolean":
+        body["properties"] = {"yes": "Yes", "no": "No"}
+    try:
+        _, in_background = client.create_contact_field(body)
+    except MarketingError as exc:
+        report.add("mautic", subject, "failed", str(exc), fix=_fix_for(exc))
+        return
+    if in_background:
+        report.add(
+            "mautic", subject, "failed",
+            "created; Mautic adds its column in the background, and drops values until then",
+            fix="run Mautic's cron mautic:custom-field:create-column, then setup again",
+        )  # fmt: skip
+    else:
+        report.add("mautic", subject, "fixed", f"created ({kind})")
 
 
 def _mautic_segments(

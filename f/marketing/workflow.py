@@ -323,12 +323,12 @@ def _upsert_contact(values: dict[str, Any], consent_field: str, consent: Consent
 def _lift_our_dnc() -> Step:
     def run(ctx: Context) -> Outcome:
         contact = _contact(ctx)
-        if not contact.dnc_is_ours():
-            if contact.email_dnc:
-                return "skipped", "do-not-contact set outside this job (unsubscribe, bounce)"
-            return "skipped", "no do-not-contact to lift"
-        ctx.mautic.remove_do_not_contact(contact.id)
-        return "done", "consent given: lifted the do-not-contact this job once set"
+        if contact.dnc_is_ours():
+            ctx.mautic.remove_do_not_contact(contact.id)
+            return "done", "consent given: lifted the do-not-contact this job once set"
+        if contact.email_dnc:
+            return "skipped", "do-not-contact set outside this job (unsubscribe, bounce)"
+        return "skipped", "no do-not-contact to lift"
 
     return Step(
         "mautic",
@@ -371,9 +371,7 @@ def _remove_from_segments(refs: list[SegmentRef], label: str) -> Step | None:
         targets = [s for s in ctx.segment_ids(refs) if s in ctx.segments()]
         for segment_id in targets:
             ctx.mautic.remove_from_segment(segment_id, _contact(ctx).id)
-        if not targets:
-            return "skipped", "in none of them"
-        return "done", "removed from " + ", ".join(map(str, targets))
+        return _segments_changed("removed from", targets, "in none of them")
 
     return Step(
         "mautic",
@@ -383,6 +381,12 @@ def _remove_from_segments(refs: list[SegmentRef], label: str) -> Step | None:
         run,
         "only if the contact already existed, for the segments it is in",
     )
+
+
+def _segments_changed(change: str, segment_ids: list[int], otherwise: str) -> Outcome:
+    if not segment_ids:
+        return "skipped", otherwise
+    return "done", f"{change} " + ", ".join(map(str, segment_ids))
 
 
 def _add_to_segments(refs: list[SegmentRef]) -> Step | None:
@@ -398,9 +402,7 @@ def _add_to_segments(refs: list[SegmentRef]) -> Step | None:
         missing = [s for s in ctx.segment_ids(refs) if s not in known]
         for segment_id in missing:
             ctx.mautic.add_to_segment(segment_id, contact.id)
-        if not missing:
-            return "skipped", "already in all of them"
-        return "done", "added to " + ", ".join(map(str, missing))
+        return _segments_changed("added to", missing, "already in all of them")
 
     return Step(
         "mautic",

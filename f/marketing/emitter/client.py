@@ -27,21 +27,13 @@ P = ParamSpec("P")
 
 # In the background a delivery may take its time; a synchronous caller waits at most ~10 s.
 BACKGROUND_POLICY = RetryPolicy(
-    max_attempts=6,
-    initial_delay=0.5,
-    max_delay=30.0,
-    max_retry_after=120.0,
-    budget=300.0,
+    max_attempts=6, initial_delay=0.5, max_delay=30.0, max_retry_after=120.0, budget=300.0,
     timeout=httpx.Timeout(5.0, connect=2.0),
-)
+)  # fmt: skip
 SYNC_POLICY = RetryPolicy(
-    max_attempts=3,
-    initial_delay=0.25,
-    max_delay=2.0,
-    max_retry_after=5.0,
-    budget=10.0,
+    max_attempts=3, initial_delay=0.25, max_delay=2.0, max_retry_after=5.0, budget=10.0,
     timeout=httpx.Timeout(3.0, connect=2.0),
-)
+)  # fmt: skip
 QUEUE_SIZE = 10_000
 EXIT_TIMEOUT = 2.0
 DROP_WARNING_INTERVAL = 10.0
@@ -49,15 +41,22 @@ DROP_WARNING_INTERVAL = 10.0
 
 @dataclass
 class Stats:
-    """Counters a caller can read; `dropped` counts events a full queue turned away."""
+    """Counters a caller can read, since the process started (or forked)."""
 
     queued: int = 0
+    """Accepted onto the queue."""
     sent: int = 0
+    """Delivered: Windmill queued the job (or already had it)."""
     failed: int = 0
+    """Given up after the retries, or refused for good."""
     dropped: int = 0
+    """Turned away by a full queue."""
     invalid: int = 0
+    """Not sent: the event broke the contract."""
     unconfigured: int = 0
+    """Not sent: WINDMILL_WEBHOOK_URL or WINDMILL_API_TOKEN is unset."""
     pending: int = 0
+    """Still on the queue when the snapshot was taken."""
 
 
 def _sending(

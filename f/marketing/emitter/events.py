@@ -18,41 +18,27 @@ def user_registered(
     timestamp: datetime | str | None = None,
 ) -> dict[str, Any]:
     """A user signed up (with or without marketing consent)."""
-    return {
-        "event": "user.registered",
-        "email": email,
-        "name": name,
-        "plan": plan,
-        "source": source,
-        "marketingConsent": marketing_consent,
-        "timestamp": _now_if_none(timestamp),
-    }
+    return _body(
+        "user.registered", email, timestamp,
+        name=name, plan=plan, source=source, marketingConsent=marketing_consent,
+    )  # fmt: skip
 
 
 def user_upgraded(
     email: str, *, previous_plan: str, new_plan: str, timestamp: datetime | str | None = None
 ) -> dict[str, Any]:
     """A user moved to another plan (a downgrade too)."""
-    return {
-        "event": "user.upgraded",
-        "email": email,
-        "previousPlan": previous_plan,
-        "newPlan": new_plan,
-        "timestamp": _now_if_none(timestamp),
-    }
+    return _body("user.upgraded", email, timestamp, previousPlan=previous_plan, newPlan=new_plan)
 
 
 def user_churned(
     email: str, *, reason: str | None, timestamp: datetime | str | None = None
 ) -> dict[str, Any]:
     """A user left; `reason` when they said why."""
-    return {
-        "event": "user.churned",
-        "email": email,
-        "reason": reason,
-        "timestamp": _now_if_none(timestamp),
-    }
+    return _body("user.churned", email, timestamp, reason=reason)
 
 
-def _now_if_none(value: datetime | str | None) -> datetime | str:
-    return datetime.now(UTC).isoformat() if value is None else value
+def _body(event: str, email: str, timestamp: datetime | str | None, **fields: Any) -> dict:
+    """The wire body: the contract's camelCase names; no timestamp means now."""
+    when = datetime.now(UTC).isoformat() if timestamp is None else timestamp
+    return {"event": event, "email": email, **fields, "timestamp": when}
