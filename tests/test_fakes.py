@@ -15,7 +15,6 @@ from tests.fakes import FakeMautic, FakeSlackApi, FakeSlackWebhook, FakeTwenty
 TWENTY_AUTH = {"Authorization": "Bearer twenty-test-key"}
 MAUTIC_AUTH = {"Authorization": "Basic " + base64.b64encode(b"api-user:api-pass").decode()}
 SLACK_AUTH = {"Authorization": "Bearer xoxb-test-token"}
-UNKNOWN_UUID = "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture
