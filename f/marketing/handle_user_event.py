@@ -10,23 +10,13 @@ Workspace are read from f/marketing/{twenty,mautic,slack,routing} unless picked 
 from datetime import UTC, datetime
 from typing import Literal
 
-from f.marketing.config import Retries, Settings, load_settings
-from f.marketing.contract import (
-    BODY_FIELDS,
-    MODELS,
-    Event,
-    cut_fields,
-    event_key,
-    fields_of,
-    parse_event,
-)
-from f.marketing.delivery import Attempt, attempt_of, next_attempt
-from f.marketing.errors import InvalidEvent, JobFailed, MarketingError
-from f.marketing.job_log import log, log_to_stdout
+from f.marketing.config import load_settings
+from f.marketing.contract import BODY_FIELDS, MODELS, cut_fields, fields_of, parse_event
+from f.marketing.errors import InvalidEvent
+from f.marketing.event_job import EventJob, NextRun
+from f.marketing.job_log import log_to_stdout
 from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
-from f.marketing.windmill_api import Workspace, current_job_id, job_workspace
-from f.marketing.workflow import Context, run
-from f.marketing.workflow import plan as plan_steps
+from f.marketing.windmill_api import job_workspace
 
 SCRIPT_PATH = "f/marketing/handle_user_event"
 
@@ -105,105 +95,7 @@ def main(
     resources = job_workspace()
     try:
         settings = load_settings(twenty, mautic, slack, routing, reader=resources.get)
-        return _handle(parsed, notes, dry_run, settings, resources)
+        job = EventJob(parsed, settings, resources, NextRun(SCRIPT_PATH, parsed.body()), notes)
+        return job.handle(dry_run)
     finally:
         resources.close()
-
-
-def _handle(
-    parsed: Event, notes: list[str], dry_run: bool, settings: Settings, resources: Workspace
-) -> dict:
-    steps = plan_steps(
-        parsed,
-        settings.routing,
-        slack_enabled=settings.slack is not None,
-        slack_problem=settings.slack_problem,
-    )
-
-    if dry_run:
-        log.info("%s: dry run, %d steps planned, no call made", parsed.event, len(steps))
-        return {
-            "event": parsed.event,
-            "dry_run": True,
-            "would_call": [step.describe() for step in steps],
-            "notes": notes,
-            "wm_labels": [parsed.event, "dry-run"],
-        }
-
-    key = event_key(parsed)
-    retries = settings.routing.retries
-    attempt = attempt_of(key, current_job_id(), retries)
-    try:
-        with Context.connect(settings, resources) as ctx:
-            results = run(steps, ctx, parsed.event)
-    except JobFailed as failed:
-        if not failed.transient:
-            raise
-        return _try_later(parsed, key, attempt, failed, resources, retries, notes)
-
-    labels = [parsed.event]
-    for result in results:
-        if result["status"] in {"failed", "uncertain"}:
-            notes.append(f"{result['service']} {result['action']}: {result['detail']}")
-            labels.append(f"{result['service']}-{result['status']}")
-    notes += ctx.notes
-    return {
-        "event": parsed.event,
-        "ok": True,
-        "attempt": attempt.number,
-        "steps": results,
-        "notes": notes,
-        "wm_labels": labels,
-    }
-
-
-def _try_later(
-    parsed: Event,
-    key: str,
-    attempt: Attempt,
-    failed: JobFailed,
-    resources: Workspace,
-    retries: Retries,
-    notes: list[str],
-) -> dict:
-    """Queue the next attempt and end well; after the last attempt, fail for the error handler."""
-    upcoming = next_attempt(
-        key, attempt, retries, retry_after=failed.retry_after, rate_limited=failed.rate_limited
-    )
-    if upcoming is None:
-        raise JobFailed(
-            f"{failed}\nGave up: this was attempt {attempt.number} of {retries.attempts}; "
-            f"replay it with f/marketing/replay once the cause is fixed.",
-            failed.summary,
-        ) from None
-    next_job = upcoming.job_id
-    try:
-        if resources.job_exists(upcoming.sibling_job_id):  # a re-run that failed another way
-            queued, next_job = False, upcoming.sibling_job_id
-        else:
-            queued = resources.queue_job(
-                SCRIPT_PATH, parsed.body(), delay=upcoming.delay, job_id=next_job
-            )
-    except MarketingError as exc:
-        raise JobFailed(
-            f"{failed}\nThe next attempt could not be queued ({exc}): replay this job.",
-            failed.summary,
-        ) from None
-    when = upcoming.at.isoformat(timespec="seconds")
-    log.info(
-        "%s: attempt %d of %d %s; %s for %s",
-        parsed.event, attempt.number, retries.attempts,
-        "was rate limited" if failed.rate_limited else "failed for a while",
-        "next attempt queued" if queued else "next attempt was already queued", when,
-    )  # fmt: skip
-    return {
-        **failed.summary,
-        "status": "retry-scheduled",
-        "attempt": attempt.number,
-        "reason": str(failed).splitlines()[0],
-        "next_attempt": upcoming.attempt.number,
-        "next_attempt_at": when,
-        "next_job_id": next_job,
-        "notes": notes,
-        "wm_labels": [parsed.event, "retry-scheduled"],
-    }

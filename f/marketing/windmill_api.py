@@ -58,7 +58,15 @@ class Workspace(Protocol):
     def update(self, path: str, value: Any) -> None: ...
     def delete(self, path: str) -> None: ...
     def list_paths(self, path_start: str) -> list[dict[str, Any]]: ...
-    def queue_job(self, path: str, args: dict[str, Any], *, delay: int, job_id: str) -> bool: ...
+    def queue_job(
+        self,
+        path: str,
+        args: dict[str, Any],
+        *,
+        delay: int,
+        job_id: str,
+        skip_preprocessor: bool = False,
+    ) -> bool: ...
     def job_exists(self, job_id: str) -> bool: ...
     def close(self) -> None: ...
 
@@ -148,14 +156,28 @@ class WindmillApi:
             "GET", f"{self._workspace}/users/whoami", action="read the job's user", read=read
         )
 
-    def queue_job(self, path: str, args: dict[str, Any], *, delay: int, job_id: str) -> bool:
+    def queue_job(
+        self,
+        path: str,
+        args: dict[str, Any],
+        *,
+        delay: int,
+        job_id: str,
+        skip_preprocessor: bool = False,
+    ) -> bool:
         """Queue a run of the script in `delay` seconds; False when a job with this id exists
-        (queued earlier by this job or a re-run of it, whose answer may have been lost)."""
+        (queued earlier by this job or a re-run of it, whose answer may have been lost).
+
+        A job made this way goes through the script's preprocessor, as a webhook call does,
+        unless `skip_preprocessor` (windmill-api-jobs types.rs RunJobQuery)."""
+        params: dict[str, Any] = {"job_id": job_id, "scheduled_in_secs": max(0, delay)}
+        if skip_preprocessor:
+            params["skip_preprocessor"] = "true"
         response = self.http.request(
             "POST",
             f"{self._workspace}/jobs/run/p/{path}",
             action="queue the next attempt",
-            params={"job_id": job_id, "scheduled_in_secs": max(0, delay)},
+            params=params,
             json=args,
             ok_statuses=(400,),
         )
@@ -236,7 +258,15 @@ class LocalWorkspace:
     def job_exists(self, job_id: str) -> bool:
         return False
 
-    def queue_job(self, path: str, args: dict[str, Any], *, delay: int, job_id: str) -> bool:
+    def queue_job(
+        self,
+        path: str,
+        args: dict[str, Any],
+        *,
+        delay: int,
+        job_id: str,
+        skip_preprocessor: bool = False,
+    ) -> bool:
         raise ConfigError("a local run has no Windmill queue to put a later attempt in")
 
     def close(self) -> None:
