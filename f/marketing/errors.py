@@ -14,6 +14,11 @@ class InvalidEvent(MarketingError):
         super().__init__(f"Invalid {what}: " + "; ".join(problems))
 
 
+class SignatureRefused(MarketingError):
+    """A webhook request whose signature does not check out; raised before any downstream
+    call, since its body cannot be trusted."""
+
+
 class ConfigError(MarketingError):
     """A Windmill resource is missing or malformed; raised before any downstream call."""
 
