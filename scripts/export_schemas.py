@@ -1,4 +1,4 @@
-"""Write the JSON Schemas generated from the code: the events' and the four resource types'.
+"""Write the JSON Schemas generated from the code: the events' and the resource types'.
 
     .venv/bin/python scripts/export_schemas.py          # write them
     .venv/bin/python scripts/export_schemas.py --check  # exit 1 if a committed file is stale
@@ -20,7 +20,13 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from f.marketing.config import MauticSettings, Routing, SlackSettings, TwentySettings  # noqa: E402
+from f.marketing.config import (  # noqa: E402
+    MauticSettings,
+    Routing,
+    SlackSettings,
+    StripeSettings,
+    TwentySettings,
+)
 from f.marketing.contract import json_schema  # noqa: E402
 
 RESOURCE_TYPES: dict[str, type[BaseModel]] = {
@@ -28,6 +34,7 @@ RESOURCE_TYPES: dict[str, type[BaseModel]] = {
     "c_mautic": MauticSettings,
     "c_slack_notify": SlackSettings,
     "c_marketing_routing": Routing,
+    "c_stripe": StripeSettings,
 }
 
 

@@ -45,13 +45,16 @@ def expected_scripts() -> set[str]:
     return {path.removesuffix(".py") for path in deployed_scripts()}
 
 
+RESOURCE_TYPES = {"c_twenty", "c_mautic", "c_slack_notify", "c_marketing_routing", "c_stripe"}
+
+
 def test_a_dry_run_changes_nothing_and_says_what_would(project):
     with WindmillServer() as wm:
         done = deploy(project, wm, "--dry-run")
     assert done.returncode == 0, done.stdout + done.stderr
     assert wm.writes() == []
     out = done.stdout
-    for name in ("c_twenty", "c_mautic", "c_slack_notify", "c_marketing_routing"):
+    for name in RESOURCE_TYPES:
         assert f"resource type {name}: would push (new)" in out
     assert "resource f/marketing/routing: would push the example routing (none yet)" in out
     assert "+ folder f/marketing/folder.meta.yaml" in out
@@ -74,9 +77,7 @@ def test_a_deploy_pushes_the_scripts_the_folder_and_only_a_missing_routing(proje
             "g/marketing_ops": True,
             "g/error_handler": False,
         }
-        assert set(wm.resource_types) == {
-            "c_twenty", "c_mautic", "c_slack_notify", "c_marketing_routing"
-        }  # fmt: skip
+        assert set(wm.resource_types) == RESOURCE_TYPES
         example = json.loads((ROOT / "scripts/examples/routing.resource.json").read_text())
         assert wm.resources["f/marketing/routing"]["value"] == example["value"]
         assert set(wm.resources) == {"f/marketing/routing"}, "no credentials are ever pushed"

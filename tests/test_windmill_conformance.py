@@ -27,7 +27,9 @@ GENERATOR = ROOT / "scripts" / "generate_metadata.mjs"
 # Resource types a script may take (as `param: c_twenty | None = None` with the TypedDict from
 # f/marketing/resources.py). Anything else typed as a bare class becomes a picker for a resource
 # type that does not exist: `payload: Any`, a TypedDict or pydantic payload, `tuple`, `set`.
-ALLOWED_RESOURCE_TYPES = {"c_twenty", "c_mautic", "c_slack_notify", "c_marketing_routing"}
+ALLOWED_RESOURCE_TYPES = {
+    "c_twenty", "c_mautic", "c_slack_notify", "c_marketing_routing", "c_stripe"
+}  # fmt: skip
 HANDLER = "f/marketing/handle_user_event.py"
 
 _missing = (

@@ -7,7 +7,7 @@ are edited in Windmill's UI without a redeploy.
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -27,6 +27,7 @@ TWENTY_PATH = "f/marketing/twenty"
 MAUTIC_PATH = "f/marketing/mautic"
 SLACK_PATH = "f/marketing/slack"
 ROUTING_PATH = "f/marketing/routing"
+STRIPE_PATH = "f/marketing/stripe"
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -133,6 +134,61 @@ class SlackSettings(_Strict):
         if self.token and not self.channel:
             raise ValueError("channel (a channel ID such as C0123ABCD) is required with token")
         return self
+
+
+def _signing_secret(value: str | None) -> str | None:
+    if not value:
+        return None
+    if not value.startswith("whsec_"):
+        raise ValueError(
+            "must be the endpoint's signing secret (whsec_...), from Stripe's Developers > "
+            "Webhooks > your endpoint > Signing secret; not an API key"
+        )
+    return value
+
+
+class StripeSettings(_Strict):
+    """Stripe webhook signing secrets and a read-only API key for f/marketing/stripe_events"""
+
+    # Two fields, not a list: Windmill resolves $var: references in an object's fields, not
+    # inside arrays (windmill-api resources.rs, get_value_interpolated).
+    signing_secret: str = Field(
+        min_length=1,
+        description="The webhook endpoint's signing secret (whsec_...); a secret variable "
+        "($var:...)",
+    )
+    previous_signing_secret: str | None = Field(
+        None,
+        description="While rolling the secret (Stripe keeps the old one for up to 24 h): the "
+        "old one, with the new in signing_secret; empty otherwise",
+    )
+    api_key: str = Field(
+        description="A restricted key (rk_live_...) with Customers, Subscriptions and Events: "
+        "Read, to read back what an event names; a secret variable"
+    )
+    tolerance_seconds: int = Field(
+        300,
+        ge=30,
+        le=3600,
+        description="How old a signature may be before a request is refused as a replay",
+    )
+    api_base_url: str = Field(
+        "https://api.stripe.com", description="Stripe's API; change it only for a proxy"
+    )
+
+    _secrets = field_validator("signing_secret", "previous_signing_secret")(_signing_secret)
+    _url = field_validator("api_base_url")(_secure_url)
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, value: str) -> str:
+        if not value.startswith(("rk_", "sk_")):
+            raise ValueError("must be a Stripe API key: a restricted key (rk_...) is best")
+        return value
+
+    @property
+    def secrets(self) -> list[str]:
+        return [s for s in (self.signing_secret, self.previous_signing_secret) if s]
 
 
 # A Mautic segment by id (7) or by alias ("plan-pro"). An alias reads better, survives a move
@@ -288,15 +344,54 @@ class Retries(_Strict):
         return len(self.delays) + 1
 
 
+class StripeRouting(_Strict):
+    """How f/marketing/stripe_events turns Stripe subscription events into plan changes"""
+
+    prices: dict[str, str] = Field(
+        {},
+        description="Plan name by price id (price_...) or lookup key; a price not listed "
+        "takes its lookup key as the plan name",
+    )
+    no_subscription_plan: str = Field(
+        "free", min_length=1, description="The plan of a customer without a subscription"
+    )
+    on_cancel: Literal["plan_change", "churn"] = Field(
+        "plan_change",
+        description="customer.subscription.deleted: plan_change to no_subscription_plan, or "
+        "churn (user.churned)",
+    )
+    on_subscribe: Literal["ignore", "plan_change"] = Field(
+        "ignore",
+        description="customer.subscription.created: ignore (the sign-up sends user.registered), "
+        "or plan_change from no_subscription_plan",
+    )
+    email_metadata_key: str = Field(
+        "email",
+        min_length=1,
+        description="The subscription's or customer's metadata key holding the user's email in "
+        "the SaaS; without it, the customer's email",
+    )
+
+
 class Routing(_Strict):
-    """Segments, campaigns, Slack rules, field names and retries for
-    f/marketing/handle_user_event"""
+    """Segments, campaigns, Slack rules, field names, retries and Stripe prices for
+    f/marketing/handle_user_event and f/marketing/stripe_events"""
 
     segments: Segments = Segments()
     campaigns: Campaigns = Campaigns()
     slack_rules: list[SlackRule] = []
     fields: FieldNames = FieldNames()
     retries: Retries = Retries()
+    stripe: StripeRouting = StripeRouting()
+
+    def known_plans(self) -> set[str]:
+        """Every plan name the routing mentions (empty when it names none)."""
+        named = {
+            *self.segments.plans,
+            *(self.fields.twenty_plan_values or {}),
+            *self.stripe.prices.values(),
+        }
+        return named | {self.stripe.no_subscription_plan} if named else set()
 
 
 @dataclass(frozen=True)
@@ -313,7 +408,14 @@ _HELP = {
     TWENTY_PATH: ("c_twenty", "base_url, api_key"),
     MAUTIC_PATH: ("c_mautic", "base_url, and username + password or client_id + client_secret"),
     SLACK_PATH: ("c_slack_notify", "webhook_url, or token + channel"),
-    ROUTING_PATH: ("c_marketing_routing", "segments, campaigns, slack_rules, fields, retries"),
+    ROUTING_PATH: (
+        "c_marketing_routing",
+        "segments, campaigns, slack_rules, fields, retries, stripe",
+    ),
+    STRIPE_PATH: (
+        "c_stripe",
+        "signing_secret (and previous_signing_secret while rolling it), api_key",
+    ),
 }
 
 

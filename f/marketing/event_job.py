@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from f.marketing.config import Retries, Settings
-from f.marketing.contract import Event, event_key
-from f.marketing.delivery import Attempt, attempt_of, next_attempt
+from f.marketing.contract import Event
+from f.marketing.delivery import attempt_of, next_attempt
 from f.marketing.errors import JobFailed, MarketingError
 from f.marketing.job_log import log
 from f.marketing.windmill_api import Workspace, current_job_id
@@ -20,7 +20,7 @@ from f.marketing.workflow import plan as plan_steps
 
 @dataclass(frozen=True)
 class NextRun:
-    """How a later attempt of this event is queued: which script, with which arguments."""
+    """How a later attempt is queued: which script, with which arguments."""
 
     script: str
     args: dict[str, Any]
@@ -28,67 +28,27 @@ class NextRun:
     skip_preprocessor: bool = False
 
 
-@dataclass
-class EventJob:
-    event: Event
-    settings: Settings
-    resources: Workspace
-    next_run: NextRun
-    notes: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)  # besides the event's name
+class Later:
+    """The attempts of one event: which one this job is, and how to queue the next."""
 
-    def handle(self, dry_run: bool) -> dict:
-        """The job's result: the dry-run plan, the steps run, or the next attempt queued."""
-        parsed, routing = self.event, self.settings.routing
-        steps = plan_steps(
-            parsed,
-            routing,
-            slack_enabled=self.settings.slack is not None,
-            slack_problem=self.settings.slack_problem,
-        )
-        if dry_run:
-            log.info("%s: dry run, %d steps planned, no call made", parsed.event, len(steps))
-            return {
-                "event": parsed.event,
-                "dry_run": True,
-                "would_call": [step.describe() for step in steps],
-                "notes": self.notes,
-                "wm_labels": [parsed.event, *self.labels, "dry-run"],
-            }
+    def __init__(self, key: str, retries: Retries, resources: Workspace, next_run: NextRun):
+        self.key, self.retries, self.resources, self.next_run = key, retries, resources, next_run
+        self.attempt = attempt_of(key, current_job_id(), retries)
 
-        key = event_key(parsed)
-        attempt = attempt_of(key, current_job_id(), routing.retries)
-        try:
-            with Context.connect(self.settings, self.resources) as ctx:
-                results = run(steps, ctx, parsed.event)
-        except JobFailed as failed:
-            if not failed.transient:
-                raise
-            return self._try_later(key, attempt, failed, routing.retries)
-
-        labels = [parsed.event, *self.labels]
-        for result in results:
-            if result["status"] in {"failed", "uncertain"}:
-                self.notes.append(f"{result['service']} {result['action']}: {result['detail']}")
-                labels.append(f"{result['service']}-{result['status']}")
-        return {
-            "event": parsed.event,
-            "ok": True,
-            "attempt": attempt.number,
-            "steps": results,
-            "notes": self.notes + ctx.notes,
-            "wm_labels": labels,
-        }
-
-    def _try_later(self, key: str, attempt: Attempt, failed: JobFailed, retries: Retries) -> dict:
+    def queue(self, failed: JobFailed, name: str, notes: list[str], labels: list[str]) -> dict:
         """Queue the next attempt and end well; after the last one, fail for the error handler."""
+        retries = self.retries
         upcoming = next_attempt(
-            key, attempt, retries, retry_after=failed.retry_after, rate_limited=failed.rate_limited
+            self.key,
+            self.attempt,
+            retries,
+            retry_after=failed.retry_after,
+            rate_limited=failed.rate_limited,
         )
         if upcoming is None:
             raise JobFailed(
-                f"{failed}\nGave up: this was attempt {attempt.number} of {retries.attempts}; "
-                f"replay it with f/marketing/replay once the cause is fixed.",
+                f"{failed}\nGave up: this was attempt {self.attempt.number} of "
+                f"{retries.attempts}; replay it with f/marketing/replay once the cause is fixed.",
                 failed.summary,
             ) from None
         next_job = upcoming.job_id
@@ -111,18 +71,67 @@ class EventJob:
         when = upcoming.at.isoformat(timespec="seconds")
         log.info(
             "%s: attempt %d of %d %s; %s for %s",
-            self.event.event, attempt.number, retries.attempts,
+            name, self.attempt.number, retries.attempts,
             "was rate limited" if failed.rate_limited else "failed for a while",
             "next attempt queued" if queued else "next attempt was already queued", when,
         )  # fmt: skip
         return {
             **failed.summary,
             "status": "retry-scheduled",
-            "attempt": attempt.number,
+            "attempt": self.attempt.number,
             "reason": str(failed).splitlines()[0],
             "next_attempt": upcoming.attempt.number,
             "next_attempt_at": when,
             "next_job_id": next_job,
-            "notes": self.notes,
-            "wm_labels": [self.event.event, *self.labels, "retry-scheduled"],
+            "notes": notes,
+            "wm_labels": [name, *labels, "retry-scheduled"],
+        }
+
+
+@dataclass
+class EventJob:
+    event: Event
+    settings: Settings
+    later: Later
+    notes: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)  # besides the event's name
+
+    def handle(self, dry_run: bool) -> dict:
+        """The job's result: the dry-run plan, the steps run, or the next attempt queued."""
+        parsed = self.event
+        steps = plan_steps(
+            parsed,
+            self.settings.routing,
+            slack_enabled=self.settings.slack is not None,
+            slack_problem=self.settings.slack_problem,
+        )
+        if dry_run:
+            log.info("%s: dry run, %d steps planned, no call made", parsed.event, len(steps))
+            return {
+                "event": parsed.event,
+                "dry_run": True,
+                "would_call": [step.describe() for step in steps],
+                "notes": self.notes,
+                "wm_labels": [parsed.event, *self.labels, "dry-run"],
+            }
+        try:
+            with Context.connect(self.settings, self.later.resources) as ctx:
+                results = run(steps, ctx, parsed.event)
+        except JobFailed as failed:
+            if not failed.transient:
+                raise
+            return self.later.queue(failed, parsed.event, self.notes, self.labels)
+
+        labels = [parsed.event, *self.labels]
+        for result in results:
+            if result["status"] in {"failed", "uncertain"}:
+                self.notes.append(f"{result['service']} {result['action']}: {result['detail']}")
+                labels.append(f"{result['service']}-{result['status']}")
+        return {
+            "event": parsed.event,
+            "ok": True,
+            "attempt": self.later.attempt.number,
+            "steps": results,
+            "notes": self.notes + ctx.notes,
+            "wm_labels": labels,
         }

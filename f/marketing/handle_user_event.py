@@ -11,9 +11,16 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from f.marketing.config import load_settings
-from f.marketing.contract import BODY_FIELDS, MODELS, cut_fields, fields_of, parse_event
+from f.marketing.contract import (
+    BODY_FIELDS,
+    MODELS,
+    cut_fields,
+    event_key,
+    fields_of,
+    parse_event,
+)
 from f.marketing.errors import InvalidEvent
-from f.marketing.event_job import EventJob, NextRun
+from f.marketing.event_job import EventJob, Later, NextRun
 from f.marketing.job_log import log_to_stdout
 from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
 from f.marketing.windmill_api import job_workspace
@@ -95,7 +102,8 @@ def main(
     resources = job_workspace()
     try:
         settings = load_settings(twenty, mautic, slack, routing, reader=resources.get)
-        job = EventJob(parsed, settings, resources, NextRun(SCRIPT_PATH, parsed.body()), notes)
-        return job.handle(dry_run)
+        next_run = NextRun(SCRIPT_PATH, parsed.body())
+        later = Later(event_key(parsed), settings.routing.retries, resources, next_run)
+        return EventJob(parsed, settings, later, notes).handle(dry_run)
     finally:
         resources.close()

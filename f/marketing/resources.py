@@ -29,3 +29,12 @@ class c_marketing_routing(TypedDict, total=False):
     slack_rules: list
     fields: dict
     retries: dict
+    stripe: dict
+
+
+class c_stripe(TypedDict, total=False):
+    signing_secret: str
+    previous_signing_secret: str
+    api_key: str
+    tolerance_seconds: int
+    api_base_url: str
