@@ -5,12 +5,15 @@ Each test talks to a mounted fake through a plain httpx.Client, as a client unde
 """
 
 import base64
+import hashlib
+import hmac
+import json
 
 import httpx
 import pytest
 import respx
 
-from tests.fakes import FakeMautic, FakeSlackApi, FakeSlackWebhook, FakeTwenty
+from tests.fakes import FakeMautic, FakeSlackApi, FakeSlackWebhook, FakeStripe, FakeTwenty
 
 TWENTY_AUTH = {"Authorization": "Bearer twenty-test-key"}
 MAUTIC_AUTH = {"Authorization": "Basic " + base64.b64encode(b"api-user:api-pass").decode()}
@@ -562,6 +565,107 @@ def test_post_message_rate_limit_is_a_429(router):
     limited = httpx.post(POST_MESSAGE, headers=SLACK_AUTH, json=payload)
     assert limited.status_code == 429 and limited.headers["Retry-After"] == "1"
     assert limited.json() == {"ok": False, "error": "ratelimited"}
+
+
+# --- Stripe ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stripe(router) -> FakeStripe:
+    fake = FakeStripe()
+    fake.add_price("price_pro", "pro")
+    fake.add_price("price_business", "business")
+    fake.mount(router)
+    return fake
+
+
+@pytest.fixture
+def st(stripe):
+    auth = {"Authorization": f"Bearer {stripe.api_key}"}
+    with httpx.Client(base_url=stripe.base_url, headers=auth) as client:
+        yield client
+
+
+def test_stripe_refuses_a_bad_key_masking_it(stripe):
+    with httpx.Client(base_url=stripe.base_url) as client:
+        none = client.get("/v1/customers/cus_x")
+        wrong = client.get(
+            "/v1/customers/cus_x", headers={"Authorization": "Bearer rk_test_0123456789wxyz"}
+        )
+    assert none.status_code == wrong.status_code == 401
+    message = wrong.json()["error"]["message"]
+    assert message.startswith("Invalid API Key provided: rk_test_") and "0123456789" not in message
+
+
+def test_stripe_names_the_permission_a_restricted_key_lacks(stripe, st):
+    customer = stripe.add_customer("jane@acme.com")
+    stripe.permissions.discard("rak_customer_read")
+    reply = st.get(f"/v1/customers/{customer}")
+    assert reply.status_code == 403
+    assert "'rak_customer_read' permission" in reply.json()["error"]["message"]
+
+
+def test_stripe_unknown_ids_and_parameters(stripe, st):
+    missing = st.get("/v1/subscriptions/sub_nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == {
+        "message": "No such subscription: 'sub_nope'",
+        "type": "invalid_request_error",
+        "code": "resource_missing",
+        "doc_url": "https://stripe.com/docs/error-codes/resource-missing",
+    }
+    assert st.get("/v1/subscriptions", params={"email": "x"}).status_code == 400
+    assert st.get("/v1/nothing").status_code == 404
+
+
+def test_stripe_a_price_change_event_carries_the_old_items_in_full(stripe, st):
+    customer = stripe.add_customer("jane@acme.com")
+    sub = stripe.subscribe(customer, "price_pro")["data"]["object"]["id"]
+    event = stripe.change_price(sub, "price_business")
+    assert event["type"] == "customer.subscription.updated"
+    assert event["data"]["object"]["items"]["data"][0]["price"]["lookup_key"] == "business"
+    [old] = event["data"]["previous_attributes"]["items"]["data"]
+    assert old["price"]["id"] == "price_pro"
+    assert st.get(f"/v1/events/{event['id']}").json() == event
+    assert st.get(f"/v1/subscriptions/{sub}").json()["items"]["data"][0]["price"]["id"] == (
+        "price_business"
+    )
+
+
+def test_stripe_lists_a_customers_subscriptions_leaving_out_canceled_ones(stripe, st):
+    customer = stripe.add_customer("jane@acme.com")
+    first = stripe.subscribe(customer, "price_pro")["data"]["object"]["id"]
+    second = stripe.subscribe(customer, "price_business")["data"]["object"]["id"]
+    deleted = stripe.cancel(first)
+    assert deleted["data"]["object"]["status"] == "canceled"
+    listed = st.get("/v1/subscriptions", params={"customer": customer}).json()
+    assert [s["id"] for s in listed["data"]] == [second]
+    everything = st.get("/v1/subscriptions", params={"customer": customer, "status": "all"})
+    assert len(everything.json()["data"]) == 2
+
+
+def test_stripe_a_deleted_customer_reads_as_a_stub(stripe, st):
+    customer = stripe.add_customer("jane@acme.com", {"email": "jane@acme.com"})
+    stripe.delete_customer(customer)
+    assert st.get(f"/v1/customers/{customer}").json() == {
+        "id": customer, "object": "customer", "deleted": True
+    }  # fmt: skip
+
+
+def test_stripe_signs_each_delivery_with_every_active_secret(stripe):
+    customer = stripe.add_customer("jane@acme.com")
+    event = stripe.subscribe(customer, "price_pro")
+    stripe.signing_secrets = ["whsec_new", "whsec_old"]
+    body, headers = stripe.delivery(event, at=1_800_000_100)
+    parts = [p.split("=", 1) for p in headers["stripe-signature"].split(",")]
+    assert parts[0] == ["t", "1800000100"]
+    expected = {
+        hmac.new(s.encode(), f"1800000100.{body}".encode(), hashlib.sha256).hexdigest()
+        for s in ("whsec_new", "whsec_old")
+    }
+    assert {v for k, v in parts if k == "v1"} == expected
+    assert [k for k, _ in parts].count("v0") == 1  # test mode adds Stripe's fake scheme
+    assert json.loads(body) == event
 
 
 # --- injected faults ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Stateful stand-ins of Twenty, Mautic and Slack.
+"""Stateful stand-ins of Twenty, Mautic, Slack, Stripe and Windmill's API.
 
 Create a fake, then call `fake.mount(router)` inside `with respx.mock(...) as router:`.
 """
@@ -6,6 +6,7 @@ Create a fake, then call `fake.mount(router)` inside `with respx.mock(...) as ro
 from tests.fakes.faults import FakeService, Fault, FaultQueue
 from tests.fakes.mautic import FakeMautic
 from tests.fakes.slack import FakeSlackApi, FakeSlackWebhook
+from tests.fakes.stripe import FakeStripe
 from tests.fakes.twenty import FakeTwenty
 from tests.fakes.windmill import FakeWindmill
 
@@ -14,6 +15,7 @@ __all__ = [
     "FakeService",
     "FakeSlackApi",
     "FakeSlackWebhook",
+    "FakeStripe",
     "FakeTwenty",
     "FakeWindmill",
     "Fault",
