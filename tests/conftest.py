@@ -152,16 +152,24 @@ def windmill(monkeypatch, services) -> Windmill:
     return wm
 
 
-def run_as_webhook(main, body):
+def run_as_webhook(main, body, *, raw: str | None = None, headers: dict | None = None):
     """Call `main` the way a Windmill webhook does (windmill.md, "fake runner").
 
     With a `preprocessor` in main's module, it gets `{"kind": "webhook", "body", ...}` and its
     return value becomes the arguments; without one, the body's keys do. Either way extra keys
-    are dropped, missing ones arrive as None, and None takes the Python default.
+    are dropped, missing ones arrive as None, and None takes the Python default. `raw` is the
+    exact body, which Windmill passes as `raw_string` only to a URL with `?raw=true`; headers
+    reach a preprocessor all of them, names lowercased (windmill-api args.rs).
     """
     preprocessor = getattr(inspect.getmodule(main), "preprocessor", None)
     if preprocessor is not None:
-        event = {"kind": "webhook", "body": body, "raw_string": None, "query": {}, "headers": {}}
+        event = {
+            "kind": "webhook",
+            "body": body,
+            "raw_string": raw,
+            "query": {"raw": "true"} if raw is not None else {},
+            "headers": {k.lower(): v for k, v in (headers or {}).items()},
+        }
         body = preprocessor(event)
     params = inspect.signature(main).parameters
     args = {}

@@ -39,13 +39,23 @@ class JobRunner:
         self._lock = threading.Lock()
         windmill.clock = lambda: self.now
 
-    def webhook(self, path: str, body: dict, job_id: str | None = None) -> str:
-        """What a webhook call does: a job for now, with the body as its arguments."""
+    def webhook(
+        self,
+        path: str,
+        body: dict,
+        job_id: str | None = None,
+        *,
+        raw: str | None = None,
+        headers: dict | None = None,
+    ) -> str:
+        """What a webhook call does: a job for now, with the body as its arguments (and the
+        exact body and headers for the preprocessor, with `?raw=true`)."""
         job_id = job_id or str(uuid.uuid4())
         self.windmill.jobs[job_id] = {
             "id": job_id,
             "script_path": path,
             "args": body,
+            "trigger": {"raw": raw, "headers": headers},
             "scheduled_in_secs": 0,
             "parent_job": None,
             "skip_preprocessor": False,
@@ -104,7 +114,7 @@ class JobRunner:
                 if job["skip_preprocessor"] or not hasattr(module, "preprocessor"):
                     result = module.main(**job["args"])
                 else:
-                    result = run_as_webhook(module.main, job["args"])
+                    result = run_as_webhook(module.main, job["args"], **job.get("trigger", {}))
             outcome = {"success": True, "result": result}
         except Exception as exc:  # a failed job, as Windmill records it
             error = {"name": type(exc).__name__, "message": str(exc),

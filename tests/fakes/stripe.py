@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -55,7 +56,7 @@ class FakeStripe(FakeService):
         self.permissions = set(PERMISSIONS)
         self.signing_secrets = list(signing_secrets)
         self.livemode = livemode
-        self.clock = clock or (lambda: 1_800_000_000.0)
+        self.clock = clock or time.time  # event times and signatures: real time by default
         self.prices: dict[str, dict] = {}
         self.customers: dict[str, dict] = {}
         self.subscriptions: dict[str, dict] = {}

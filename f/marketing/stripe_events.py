@@ -1,0 +1,185 @@
+# extra_requirements:
+# httpx>=0.27,<1
+# pydantic>=2.7,<3
+"""Stripe's webhook: subscription events become plan changes, run through the same steps as
+the SaaS's own events (Twenty, Mautic, Slack, consent rules, later attempts).
+
+Stripe posts each event to this script's webhook URL, with `?raw=true` so that Windmill
+passes the exact body the signature covers. The signature is checked here against the
+secret(s) in f/marketing/stripe. A person can run it from the form with a pasted event (its
+JSON or just its id): it is then read back from Stripe and only Stripe's copy is used, except
+in a dry run, which writes nothing.
+"""
+
+import json
+from typing import Any
+
+from f.marketing.config import (
+    STRIPE_PATH,
+    Settings,
+    StripeSettings,
+    load_resource,
+    load_settings,
+)
+from f.marketing.errors import InvalidEvent, JobFailed, ServiceError, SignatureRefused
+from f.marketing.event_job import EventJob, Later, NextRun
+from f.marketing.job_log import log, log_to_stdout
+from f.marketing.resources import (
+    c_marketing_routing,
+    c_mautic,
+    c_slack_notify,
+    c_stripe,
+    c_twenty,
+)
+from f.marketing.stripe_client import StripeClient, stripe_id
+from f.marketing.stripe_mapping import Skip, describe, map_event
+from f.marketing.stripe_signature import verify
+from f.marketing.windmill_api import Workspace, job_workspace
+from f.marketing.workflow import QUEUE_ON_RATE_LIMIT
+
+SCRIPT_PATH = "f/marketing/stripe_events"
+
+
+def preprocessor(event: dict) -> dict:
+    """Webhook calls: hand `main` the exact body and the Stripe-Signature header, nothing else.
+
+    It never refuses anything: a failed preprocessor would leave Windmill's whole trigger
+    event (every header, and the token in the URL) as the job's arguments. `main` refuses.
+    """
+    event = event if isinstance(event, dict) else {}
+    headers = event.get("headers") if isinstance(event.get("headers"), dict) else {}
+    signature = {str(k).lower(): v for k, v in headers.items()}.get("stripe-signature")
+    raw = event.get("raw_string")
+    return {
+        "payload": raw if isinstance(raw, str) else "",
+        "stripe_signature": signature if isinstance(signature, str) else "",
+        "from_webhook": True,
+    }
+
+
+def main(
+    payload: str,
+    stripe_signature: str = "",
+    from_webhook: bool = False,
+    dry_run: bool = False,
+    stripe: c_stripe | None = None,
+    twenty: c_twenty | None = None,
+    mautic: c_mautic | None = None,
+    slack: c_slack_notify | None = None,
+    routing: c_marketing_routing | None = None,
+) -> dict:
+    """Apply one Stripe event: a subscription's plan change, or a note saying why not.
+
+    Args:
+        payload: The Stripe event: from the webhook, the exact body; by hand, an event's JSON
+            or its id (evt_...), which is read back from Stripe.
+        stripe_signature: The Stripe-Signature header (the webhook sets it).
+        from_webhook: Set by the webhook: the payload must then be signed. Leave it off.
+        dry_run: Show what the event would do, without writing anything (a pasted event is
+            used as it is).
+        stripe: Leave empty to use f/marketing/stripe.
+        twenty: Leave empty to use f/marketing/twenty.
+        mautic: Leave empty to use f/marketing/mautic.
+        slack: Leave empty to use f/marketing/slack (no resource there: no Slack messages).
+        routing: Leave empty to use f/marketing/routing.
+    """
+    log_to_stdout()
+    resources = job_workspace()
+    try:
+        stripe_settings = load_resource(StripeSettings, stripe, STRIPE_PATH, resources.get)
+        assert stripe_settings is not None, "a required resource is never None"
+        signed = None
+        if from_webhook or stripe_signature:
+            signed = _verified(payload, stripe_signature, stripe_settings, from_webhook)
+        settings = load_settings(twenty, mautic, slack, routing, reader=resources.get)
+        client = StripeClient.from_settings(stripe_settings, QUEUE_ON_RATE_LIMIT)
+        try:
+            return _apply(signed, payload, dry_run, settings, client, resources)
+        finally:
+            client.close()
+    finally:
+        resources.close()
+
+
+def _verified(
+    payload: str, signature: str, settings: StripeSettings, from_webhook: bool
+) -> dict[str, Any]:
+    try:
+        if from_webhook and not payload:
+            raise SignatureRefused(
+                "Windmill passed no raw body: the webhook URL needs ?raw=true, since the "
+                "signature covers the exact body"
+            )
+        verify(payload, signature, settings.secrets, tolerance=settings.tolerance_seconds)
+    except SignatureRefused as exc:
+        log.warning("Stripe webhook request refused: %s", exc)
+        raise SignatureRefused(f"Stripe webhook request refused, nothing done: {exc}") from None
+    return _event_json(payload)
+
+
+def _apply(
+    signed: dict[str, Any] | None,
+    payload: str,
+    dry_run: bool,
+    settings: Settings,
+    client: StripeClient,
+    resources: Workspace,
+) -> dict:
+    notes: list[str] = []
+    event_id, pasted = (signed["id"], signed) if signed else _pasted(payload)
+    retry = NextRun(SCRIPT_PATH, {"payload": event_id}, skip_preprocessor=True)
+    later = Later(f"stripe:{event_id}", settings.routing.retries, resources, retry)
+    try:
+        if signed is not None:
+            stripe_event = signed
+        elif dry_run and pasted is not None:
+            stripe_event = pasted
+            notes.append("dry run: the pasted event is used as it is, not read back from Stripe")
+        else:
+            stripe_event = _event_json(json.dumps(client.event(event_id)))
+            notes.append("event read back from Stripe")
+        name = describe(stripe_event)
+        mapped = map_event(stripe_event, settings.routing, client, read_back=not dry_run)
+    except ServiceError as exc:
+        failed = _not_applied(exc, f"Stripe event {event_id}")
+        if not failed.transient or dry_run:
+            raise failed from None
+        return later.queue(failed, "stripe", notes, [])
+    about = {"stripe_event": event_id, "stripe_type": stripe_event["type"]}
+    if isinstance(mapped, Skip):
+        log.info("%s: %s (%s)", name, mapped.label, mapped.reason)
+        return {**about, "ok": True, "skipped": mapped.reason, "notes": notes,
+                "wm_labels": ["stripe", mapped.label]}  # fmt: skip
+    log.info("%s: applied as %s", name, mapped.event.event)
+    job = EventJob(mapped.event, settings, later, notes + mapped.notes, labels=["stripe"])
+    return {**about, **job.handle(dry_run)}
+
+
+def _not_applied(exc: ServiceError, name: str) -> JobFailed:
+    return JobFailed(
+        f"{name}: {exc}\nDone: nothing\nNot done: Twenty, Mautic and Slack",
+        {"ok": False, "steps": []},
+        transient=exc.transient,
+        retry_after=exc.retry_after,
+        rate_limited=exc.rate_limited,
+    )
+
+
+def _pasted(payload: str) -> tuple[str, dict[str, Any] | None]:
+    """An event pasted in the form: its JSON, or only its id."""
+    text = (payload or "").strip()
+    if text.startswith("{"):
+        event = _event_json(text)
+        return event["id"], event
+    return stripe_id(text, "payload (an event id, evt_...)"), None
+
+
+def _event_json(text: str) -> dict[str, Any]:
+    try:
+        event = json.loads(text)
+    except ValueError:
+        event = None
+    if not isinstance(event, dict) or event.get("object") != "event" or not event.get("type"):
+        raise InvalidEvent(None, ["payload: not a Stripe event (a JSON object with object: event)"])
+    event["id"] = stripe_id(event.get("id"), "payload id")
+    return event
