@@ -153,7 +153,12 @@ def windmill(monkeypatch, services) -> Windmill:
 
 
 def run_as_webhook(main, body, *, raw: str | None = None, headers: dict | None = None):
-    """Call `main` the way a Windmill webhook does (windmill.md, "fake runner").
+    """Call `main` the way a Windmill webhook does (windmill.md, "fake runner")."""
+    return main(**webhook_args(main, body, raw=raw, headers=headers))
+
+
+def webhook_args(main, body, *, raw: str | None = None, headers: dict | None = None) -> dict:
+    """The arguments a webhook call gives `main`, which Windmill also stores as the job's.
 
     With a `preprocessor` in main's module, it gets `{"kind": "webhook", "body", ...}` and its
     return value becomes the arguments; without one, the body's keys do. Either way extra keys
@@ -178,4 +183,4 @@ def run_as_webhook(main, body, *, raw: str | None = None, headers: dict | None =
         if value is None and param.default is not inspect.Parameter.empty:
             value = param.default
         args[name] = value
-    return main(**args)
+    return args

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from f.marketing.windmill_api import running_job
-from tests.conftest import run_as_webhook
+from tests.conftest import webhook_args
 from tests.fakes import FakeWindmill
 
 
@@ -114,7 +114,10 @@ class JobRunner:
                 if job["skip_preprocessor"] or not hasattr(module, "preprocessor"):
                     result = module.main(**job["args"])
                 else:
-                    result = run_as_webhook(module.main, job["args"], **job.get("trigger", {}))
+                    # Windmill keeps what the preprocessor returned as the job's arguments.
+                    args = webhook_args(module.main, job["args"], **job.get("trigger", {}))
+                    job["args"] = {k: v for k, v in args.items() if v is not None}
+                    result = module.main(**args)
             outcome = {"success": True, "result": result}
         except Exception as exc:  # a failed job, as Windmill records it
             error = {"name": type(exc).__name__, "message": str(exc),

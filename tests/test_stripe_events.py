@@ -445,3 +445,52 @@ def test_a_payload_that_is_not_a_stripe_event_is_refused(stripe, services):
     with pytest.raises(InvalidEvent, match="not a Stripe id"):
         main(payload="../customers/cus_1")
     assert services.calls() == []
+
+
+# --- what finally fails: alerted, then replayed ------------------------------------------
+
+
+def test_a_refused_delivery_is_alerted_and_replays_once_the_secret_is_fixed(
+    stripe, services, windmill, jane
+):
+    """The secret was rolled in Stripe but not in Windmill: every delivery is refused."""
+    runner = JobRunner(
+        windmill.api, error_handler="f/marketing/on_failure", advance=services.clock.advance
+    )
+    stripe.signing_secrets = ["whsec_rolled_in_stripe_only"]
+    raw, headers = stripe.delivery(stripe.change_price(jane, "price_business"))
+    failed = runner.webhook(SCRIPT, json.loads(raw), raw=raw, headers=headers)
+    runner.run_all()
+    assert runner.results[failed]["success"] is False
+    [alert] = [m for m in services.slack.messages if "stripe_events failed" in m["text"]]
+    assert "does not match" in alert["text"]
+    assert plan_everywhere(services) == ("pro", "pro")
+
+    windmill.resources["f/marketing/stripe"]["signing_secret"] = "whsec_rolled_in_stripe_only"
+    windmill.write()
+    replay = runner.webhook(
+        "f/marketing/replay",
+        {"since": "2026-11-29T00:00:00Z", "until": "2026-12-31T00:00:00Z", "confirm": True},
+    )
+    windmill.api.jobs[replay]["skip_preprocessor"] = True
+    runner.run_all()
+    listed = runner.results[replay]["result"]
+    assert listed["counts"] == {"queued": 1}
+    assert listed["jobs"][0]["script"] == SCRIPT
+    assert plan_everywhere(services) == ("business", "business")
+
+
+def test_an_event_that_fails_every_attempt_alerts_once_naming_it(stripe, services, windmill, jane):
+    windmill.resources["f/marketing/routing"]["retries"] = {"delays": [60]}
+    windmill.write()
+    runner = JobRunner(
+        windmill.api, error_handler="f/marketing/on_failure", advance=services.clock.advance
+    )
+    services.mautic.fault(503, times=10_000, path_contains="/contacts/new")
+    raw, headers = stripe.delivery(stripe.change_price(jane, "price_business"))
+    runner.webhook(SCRIPT, json.loads(raw), raw=raw, headers=headers)
+    runner.run_all()
+    outcomes = [r["success"] for r in runner.results.values()]
+    assert outcomes == [True, False], "attempt 1 queued attempt 2, which gave up"
+    [alert] = [m for m in services.slack.messages if "stripe_events failed" in m["text"]]
+    assert "user.upgraded" in alert["text"] and EMAIL not in alert["text"]

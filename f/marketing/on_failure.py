@@ -5,9 +5,9 @@
 
 Set it in Workspace settings > Error handler > Script: f/marketing/on_failure. Windmill runs
 it for every failed root job of the workspace (as the group g/error_handler) with the failed
-job's path, id and error; a handle_user_event job that failed only for a while does not come
-here, as it queued a later attempt and ended well. It never raises: a handler that fails
-alerts nobody.
+job's path, id and error; a handle_user_event or stripe_events job that failed only for a
+while does not come here, as it queued a later attempt and ended well. It never raises: a
+handler that fails alerts nobody.
 """
 
 import os
@@ -20,9 +20,9 @@ from f.marketing.notifications import escape
 from f.marketing.slack_client import SlackClient
 from f.marketing.windmill_api import job_workspace
 
-WATCHED = ("f/marketing/handle_user_event",)
+WATCHED = ("f/marketing/handle_user_event", "f/marketing/stripe_events")
 EMAIL = re.compile(r"[^\s@<>()\"']+@[^\s@<>()\"']+")
-EVENT = re.compile(r"^(user\.[a-z]+)\b")
+EVENT = re.compile(r"^(user\.[a-z]+|customer\.subscription\.[a-z]+)\b")
 
 
 def main(

@@ -3,16 +3,19 @@
 # pydantic>=2.7,<3
 """Replay the lifecycle events that finally failed in a time window, once the cause is fixed.
 
-It reads the failed handle_user_event jobs from Windmill's job history and, when `confirm` is
-on, queues each event again as a new job (a first attempt, with the full retry schedule).
-The new job's id is derived from the failed job's, so replaying the same window twice queues
-nothing twice. Every step of the handler is idempotent, so a replayed event that had partly
-gone through does not act twice.
+It reads the failed handle_user_event and stripe_events jobs from Windmill's job history and,
+when `confirm` is on, queues each event again as a new job (a first attempt, with the full
+retry schedule). The new job's id is derived from the failed job's, so replaying the same
+window twice queues nothing twice. Every step is idempotent, so a replayed event that had
+partly gone through does not act twice. A Stripe event is replayed by its id alone: the new
+job reads it back from Stripe, so even a refused request's claimed id is safe to replay.
 """
 
+import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from f.marketing.contract import BODY_FIELDS
 from f.marketing.errors import ConfigError
@@ -20,9 +23,10 @@ from f.marketing.job_log import log_to_stdout
 from f.marketing.windmill_api import WindmillApi, current_job_id, job_workspace
 
 HANDLER = "f/marketing/handle_user_event"
+STRIPE = "f/marketing/stripe_events"
 REPLAYS = uuid.UUID("0b7d8f0e-4a39-4f6e-8c1e-5d2a9e7b3c61")
 # An event the contract refused fails the same way however often it is replayed.
-INVALID = re.compile(r"^Invalid ([a-z.]+ )?event:")
+INVALID = re.compile(r"^Invalid ([\w.]+ ){0,2}event:")
 
 
 def replay_job_id(failed_job_id: str) -> str:
@@ -43,8 +47,12 @@ def main(since: str = "", until: str = "", confirm: bool = False) -> dict:
     if not isinstance(workspace, WindmillApi):
         raise ConfigError("replay reads Windmill's job history: run it in Windmill")
     try:
-        failed = workspace.failed_jobs(HANDLER, start.isoformat(), end.isoformat())
-        log.info("%d failed %s jobs from %s to %s", len(failed), HANDLER, start, end)
+        failed = []
+        for script in (HANDLER, STRIPE):
+            found = workspace.failed_jobs(script, start.isoformat(), end.isoformat())
+            log.info("%d failed %s jobs from %s to %s", len(found), script, start, end)
+            failed += [{**job, "script_path": script} for job in found]
+        failed.sort(key=lambda job: str(job.get("created_at")))
         listed: list[dict] = []
         for done, job in enumerate(failed, start=1):
             listed.append(_replay(workspace, job, confirm))
@@ -65,21 +73,43 @@ def main(since: str = "", until: str = "", confirm: bool = False) -> dict:
 
 def _replay(workspace: WindmillApi, job: dict, confirm: bool) -> dict:
     args = job.get("args") if isinstance(job.get("args"), dict) else {}
-    body = {key: args.get(key) for key in BODY_FIELDS if args.get(key) is not None}
+    script = job["script_path"]
+    body, event = _stripe_body(args) if script == STRIPE else _handler_body(args)
     error = _first_line(job.get("result"))
     item = {
         "failed_job": job.get("id"),
-        "event": body.get("event"),
+        "script": script,
+        "event": event,
         "failed_at": job.get("created_at"),
         "error": error,
     }
-    if INVALID.match(error) or not body.get("event"):
+    if INVALID.match(error) or body is None:
         return {**item, "status": "skipped", "reason": "the event itself is invalid"}
     replay_id = replay_job_id(str(job.get("id")))
     if not confirm:
         return {**item, "status": "would queue", "replay_job": replay_id}
-    queued = workspace.queue_job(HANDLER, body, delay=0, job_id=replay_id)
+    queued = workspace.queue_job(
+        script, body, delay=0, job_id=replay_id, skip_preprocessor=script == STRIPE
+    )
     return {**item, "status": "queued" if queued else "already replayed", "replay_job": replay_id}
+
+
+def _handler_body(args: dict[str, Any]) -> tuple[dict | None, str | None]:
+    body = {key: args.get(key) for key in BODY_FIELDS if args.get(key) is not None}
+    return (body if body.get("event") else None), body.get("event")
+
+
+def _stripe_body(args: dict[str, Any]) -> tuple[dict | None, str | None]:
+    """The event's id, from the raw body Stripe sent or the id a later attempt carried."""
+    payload = str(args.get("payload") or "").strip()
+    try:
+        event = json.loads(payload) if payload.startswith("{") else {"id": payload}
+    except ValueError:
+        return None, None
+    event_id = event.get("id") if isinstance(event, dict) else None
+    if not isinstance(event_id, str) or not re.fullmatch(r"evt_[A-Za-z0-9]+", event_id):
+        return None, None
+    return {"payload": event_id}, f"stripe {event.get('type') or 'event'} {event_id}"
 
 
 def _window(since: str, until: str) -> tuple[datetime, datetime]:

@@ -46,7 +46,8 @@ def verify(
     if not any(hmac.compare_digest(e, c) for e in expected for c in candidates):
         raise SignatureRefused(
             "the Stripe-Signature does not match the body: it was changed on the way, or "
-            "signed with a secret that is not in f/marketing/stripe signing_secrets"
+            "signed with a secret that f/marketing/stripe does not hold (signing_secret, "
+            "previous_signing_secret)"
         )
     age = (time.time() if now is None else now) - timestamp
     if age > tolerance:
