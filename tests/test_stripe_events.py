@@ -6,7 +6,13 @@ import time
 
 import pytest
 
-from f.marketing.errors import ConfigError, InvalidEvent, JobFailed, SignatureRefused
+from f.marketing.errors import (
+    ConfigError,
+    InvalidEvent,
+    JobFailed,
+    SetupIncomplete,
+    SignatureRefused,
+)
 from f.marketing.handle_user_event import main as handle_user_event
 from f.marketing.stripe_events import main
 from tests.conftest import run_as_webhook
@@ -494,3 +500,32 @@ def test_an_event_that_fails_every_attempt_alerts_once_naming_it(stripe, service
     assert outcomes == [True, False], "attempt 1 queued attempt 2, which gave up"
     [alert] = [m for m in services.slack.messages if "stripe_events failed" in m["text"]]
     assert "user.upgraded" in alert["text"] and EMAIL not in alert["text"]
+
+
+# --- f/marketing/setup ---------------------------------------------------------------------
+
+
+def test_setup_checks_what_the_stripe_key_may_read(stripe, services, windmill):
+    from f.marketing.setup import main as setup
+
+    checks = {f"{c['service']} {c['subject']}": c for c in setup()["checks"]}
+    assert checks["windmill f/marketing/stripe"]["status"] == "ok"
+    for kind in ("events", "subscriptions", "customers"):
+        assert checks[f"stripe read {kind}"]["status"] == "ok"
+
+    stripe.permissions.discard("rak_event_read")
+    with pytest.raises(SetupIncomplete) as caught:
+        setup()
+    failed = {f"{c['service']} {c['subject']}": c for c in caught.value.result["checks"]}
+    assert failed["stripe read events"]["status"] == "failed"
+    assert failed["stripe read events"]["fix"].startswith("give the restricted key Events: Read")
+    assert "rak_event_read" in failed["stripe read events"]["detail"]
+
+
+def test_setup_without_stripe_says_so_and_passes(services, windmill):
+    from f.marketing.setup import main as setup
+
+    checks = {f"{c['service']} {c['subject']}": c for c in setup()["checks"]}
+    stripe = checks["windmill f/marketing/stripe"]
+    assert stripe["status"] == "warning" and "refuses Stripe's deliveries" in stripe["detail"]
+    assert not any(key.startswith("stripe ") for key in checks)

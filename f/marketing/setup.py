@@ -1,8 +1,9 @@
 # extra_requirements:
 # httpx>=0.27,<1
 # pydantic>=2.7,<3
-"""Check that Twenty, Mautic, Slack and Windmill are ready for lifecycle events; with `apply`,
-add what is missing (fields, segments, plan options). Nothing is ever deleted or renamed.
+"""Check that Twenty, Mautic, Slack, Stripe and Windmill are ready for lifecycle events; with
+`apply`, add what is missing (fields, segments, plan options). Nothing is ever deleted or
+renamed.
 
 Run it from the Windmill UI after filling in the resources, and again after changing the
 routing. Locally: scripts/setup [--apply].
@@ -14,10 +15,12 @@ from f.marketing.config import (
     MAUTIC_PATH,
     ROUTING_PATH,
     SLACK_PATH,
+    STRIPE_PATH,
     TWENTY_PATH,
     MauticSettings,
     Routing,
     SlackSettings,
+    StripeSettings,
     TwentySettings,
     load_resource,
 )
@@ -25,13 +28,28 @@ from f.marketing.errors import ConfigError, MarketingError, SetupIncomplete
 from f.marketing.job_log import log_to_stdout
 from f.marketing.mautic_client import MauticClient
 from f.marketing.notifications import LEDGER_PREFIX
-from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
-from f.marketing.setup_checks import Report, check_mautic, check_slack, check_twenty
+from f.marketing.resources import (
+    c_marketing_routing,
+    c_mautic,
+    c_slack_notify,
+    c_stripe,
+    c_twenty,
+)
+from f.marketing.setup_checks import (
+    Report,
+    check_mautic,
+    check_slack,
+    check_stripe,
+    check_twenty,
+)
 from f.marketing.slack_client import SlackClient
+from f.marketing.stripe_client import StripeClient
 from f.marketing.twenty_client import TwentyClient
 from f.marketing.windmill_api import WindmillApi, job_workspace
 
 FOLDER = "marketing"
+NO_SLACK = "no resource: no Slack messages"
+NO_STRIPE = "no resource: f/marketing/stripe_events refuses Stripe's deliveries (fine without it)"
 
 
 def main(
@@ -41,6 +59,7 @@ def main(
     mautic: c_mautic | None = None,
     slack: c_slack_notify | None = None,
     routing: c_marketing_routing | None = None,
+    stripe: c_stripe | None = None,
 ) -> dict:
     """Report what is ready and what is not; fail when events would fail.
 
@@ -52,6 +71,7 @@ def main(
         mautic: Leave empty to use f/marketing/mautic.
         slack: Leave empty to use f/marketing/slack.
         routing: Leave empty to use f/marketing/routing.
+        stripe: Leave empty to use f/marketing/stripe (none: Stripe's webhook is not used).
     """
     log = log_to_stdout()
     report = Report(apply)
@@ -61,7 +81,8 @@ def main(
         routing_ = _load(report, Routing, routing, ROUTING_PATH, read)
         twenty_ = _load(report, TwentySettings, twenty, TWENTY_PATH, read)
         mautic_ = _load(report, MauticSettings, mautic, MAUTIC_PATH, read)
-        slack_ = _load(report, SlackSettings, slack, SLACK_PATH, read, optional=True)
+        slack_ = _load(report, SlackSettings, slack, SLACK_PATH, read, absent=NO_SLACK)
+        stripe_ = _load(report, StripeSettings, stripe, STRIPE_PATH, read, absent=NO_STRIPE)
         if isinstance(resources, WindmillApi):
             _check_ledger_folder(report, resources)
         if routing_ and twenty_:
@@ -73,6 +94,9 @@ def main(
         if not any(c.subject == SLACK_PATH and c.status == "failed" for c in report.checks):
             with _closing(SlackClient.from_settings(slack_) if slack_ else None) as client:
                 check_slack(client, send_test_message, report)
+        if stripe_:
+            with _closing(StripeClient.from_settings(stripe_)) as client:
+                check_stripe(client, report)
     finally:
         resources.close()
 
@@ -90,15 +114,16 @@ def main(
 
 
 def _load(
-    report: Report, model: Any, given: Any, path: str, read: Any, *, optional: bool = False
+    report: Report, model: Any, given: Any, path: str, read: Any, *, absent: str | None = None
 ) -> Any:
+    """The resource, reported; `absent` is what its absence means when it is optional."""
     try:
-        value = load_resource(model, given, path, read, optional=optional)
+        value = load_resource(model, given, path, read, optional=absent is not None)
     except ConfigError as exc:
         report.add("windmill", path, "failed", str(exc), blocking=path != SLACK_PATH)
         return None
     if value is None:
-        report.add("windmill", path, "warning", "no resource: no Slack messages", blocking=False)
+        report.add("windmill", path, "warning", str(absent), blocking=False)
     else:
         report.add("windmill", path, "ok", "readable and well formed")
     return value

@@ -14,6 +14,7 @@ from f.marketing.config import Routing, SegmentRef
 from f.marketing.errors import MarketingError, ServiceError
 from f.marketing.mautic_client import MauticClient
 from f.marketing.slack_client import SlackClient
+from f.marketing.stripe_client import StripeClient
 from f.marketing.twenty_client import TwentyClient
 
 # role -> (accepted types, type created by apply, label)
@@ -458,3 +459,27 @@ def check_slack(client: SlackClient | None, test_message: bool, report: Report) 
     text = "Test from f/marketing/setup: lifecycle notifications will arrive here."
     if report.attempt("slack", "test message", lambda: client.post(text, []), blocking=False):
         report.add("slack", "test message", "ok", "posted")
+
+
+# --- Stripe ---------------------------------------------------------------------------------
+
+# What f/marketing/stripe_events reads, and the restricted key's permission for each.
+STRIPE_READS = {"events": "Events", "subscriptions": "Subscriptions", "customers": "Customers"}
+
+
+def check_stripe(client: StripeClient, report: Report) -> None:
+    """The key may read what a Stripe event names (the signing secret shows at the first
+    delivery: Stripe's dashboard can send a test event)."""
+    for kind, permission in STRIPE_READS.items():
+        subject = f"read {kind}"
+        try:
+            client.first(kind)
+        except ServiceError as exc:
+            fix = (
+                f"give the restricted key {permission}: Read (Stripe > Developers > API keys)"
+                if exc.status == 403
+                else _fix_for(exc)
+            )
+            report.add("stripe", subject, "failed", str(exc), fix=fix)
+            continue
+        report.add("stripe", subject, "ok", "the key may")

@@ -76,6 +76,10 @@ class StripeClient:
     def customer(self, customer_id: str) -> dict[str, Any]:
         return self._get(f"/v1/customers/{customer_id}", "read customer")
 
+    def first(self, kind: str) -> list[dict[str, Any]]:
+        """One item of a list (events, subscriptions, customers): whether the key may read it."""
+        return list(self._get(f"/v1/{kind}", f"list {kind}", params={"limit": 1})["data"])
+
     def close(self) -> None:
         self.http.close()
 

@@ -1,6 +1,6 @@
 """A stateful stand-in for the part of Stripe the product uses: customers, prices and
 subscriptions that change, the events those changes make, their signed webhook deliveries,
-and the four reads f/marketing/stripe_client makes.
+and the reads f/marketing/stripe_client makes.
 
 It answers as Stripe does (docs.stripe.com/api, docs.stripe.com/webhooks; stripe/stripe-python
 _webhook.py, _subscription.py, _customer.py): Bearer auth, 401 for a bad key with the key
@@ -36,9 +36,11 @@ class FakeStripe(FakeService):
 
     default_headers: ClassVar[dict[str, str]] = {"Request-Id": "req_fake"}
     routes = (
+        ("GET", r"/v1/events", "list_events"),
         ("GET", r"/v1/events/(?P<event_id>[^/]+)", "get_event"),
         ("GET", r"/v1/subscriptions", "list_subscriptions"),
         ("GET", r"/v1/subscriptions/(?P<subscription_id>[^/]+)", "get_subscription"),
+        ("GET", r"/v1/customers", "list_customers"),
         ("GET", r"/v1/customers/(?P<customer_id>[^/]+)", "get_customer"),
     )
 
@@ -230,6 +232,29 @@ class FakeStripe(FakeService):
 
     # --- routes ---------------------------------------------------------------------------
 
+    def list_events(self, request: httpx.Request) -> httpx.Response:
+        """Newest first; only `limit` is modelled (f/marketing/setup asks for one)."""
+        self._need("rak_event_read")
+        return self._list(request, list(reversed(self.events.values())), "/v1/events")
+
+    def list_customers(self, request: httpx.Request) -> httpx.Response:
+        self._need("rak_customer_read")
+        live = [
+            {k: v for k, v in c.items() if k != "deleted"}
+            for c in reversed(self.customers.values())
+            if not c["deleted"]
+        ]
+        return self._list(request, live, "/v1/customers")
+
+    def _list(self, request: httpx.Request, items: list[dict], url: str) -> httpx.Response:
+        self._only(request, {"limit"})
+        limit = int(request.url.params.get("limit", 10))
+        if not 1 <= limit <= 100:
+            raise Reject(400, "Invalid integer: limit must be between 1 and 100")
+        page = copy.deepcopy(items[:limit])
+        body = {"object": "list", "data": page, "has_more": len(items) > limit, "url": url}
+        return json_response(200, body)
+
     def get_event(self, request: httpx.Request, event_id: str) -> httpx.Response:
         self._need("rak_event_read")
         self._only(request, {"expand[]"})
@@ -264,11 +289,9 @@ class FakeStripe(FakeService):
         limit = int(params.get("limit", 10))
         if not 1 <= limit <= 100:
             raise Reject(400, "Invalid integer: limit must be between 1 and 100")
-        return json_response(
-            200,
-            {"object": "list", "data": found[:limit], "has_more": len(found) > limit,
-             "url": "/v1/subscriptions"},
-        )  # fmt: skip
+        body = {"object": "list", "data": found[:limit], "has_more": len(found) > limit,
+                "url": "/v1/subscriptions"}  # fmt: skip
+        return json_response(200, body)
 
     def get_customer(self, request: httpx.Request, customer_id: str) -> httpx.Response:
         self._need("rak_customer_read")
