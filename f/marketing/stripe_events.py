@@ -136,7 +136,7 @@ def _apply(
             stripe_event = pasted
             notes.append("dry run: the pasted event is used as it is, not read back from Stripe")
         else:
-            stripe_event = _event_json(json.dumps(client.event(event_id)))
+            stripe_event = _as_event(client.event(event_id))
             notes.append("event read back from Stripe")
         name = describe(stripe_event)
         mapped = map_event(stripe_event, settings.routing, client, read_back=not dry_run)
@@ -176,9 +176,12 @@ def _pasted(payload: str) -> tuple[str, dict[str, Any] | None]:
 
 def _event_json(text: str) -> dict[str, Any]:
     try:
-        event = json.loads(text)
+        return _as_event(json.loads(text))
     except ValueError:
-        event = None
+        return _as_event(None)
+
+
+def _as_event(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict) or event.get("object") != "event" or not event.get("type"):
         raise InvalidEvent(None, ["payload: not a Stripe event (a JSON object with object: event)"])
     event["id"] = stripe_id(event.get("id"), "payload id")
