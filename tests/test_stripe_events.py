@@ -179,9 +179,12 @@ def test_the_email_comes_from_the_subscription_metadata_without_reading_the_cust
     handle_user_event(**registered())
     customer = stripe.add_customer("someone-else@acme.com")
     sub = stripe.subscribe(customer, "price_pro_monthly", metadata={"email": EMAIL})
-    deliver(stripe, stripe.change_price(sub["data"]["object"]["id"], "price_business"))
+    before = len(marketing_calls(services))
+    sub_id = sub["data"]["object"]["id"]
+    deliver(stripe, stripe.change_price(sub_id, "price_business"))
     assert plan_everywhere(services) == ("business", "business")
-    assert stripe_calls(services, "/v1/customers/") == []
+    assert stripe_calls(services) == [f"GET /v1/subscriptions/{sub_id}"], "the read-back only"
+    assert len(marketing_calls(services)) - before == 8, "the upgrade's own steps"
 
 
 def test_without_metadata_the_customer_is_read_once(stripe, services, windmill):
