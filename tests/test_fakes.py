@@ -167,15 +167,46 @@ def test_twenty_rate_limit_is_a_token_bucket_per_minute(router, newer):
         assert "retry-after" not in limited.headers
 
 
-def test_twenty_lists_people_only_with_a_limit_and_no_unmodelled_filter(twenty, tw):
+def test_twenty_lists_people_only_with_a_limit_and_a_filter_it_models(twenty, tw):
     twenty.add_person("jane@acme.com")
     twenty.add_person("john@acme.com")
     body = tw.get("/rest/people", params={"limit": 1}).json()
     assert len(body["data"]["people"]) == 1 and body["totalCount"] == 2
     assert body["pageInfo"]["hasNextPage"] is True
     assert tw.get("/rest/people").status_code == 400
-    only_jane = {"filter": 'emails.primaryEmail[eq]:"jane@acme.com"', "limit": 5}
-    assert tw.get("/rest/people", params=only_jane).status_code == 400  # never "all of them"
+    by_name = {"filter": 'name.firstName[eq]:"Jane"', "limit": 5}
+    assert tw.get("/rest/people", params=by_name).status_code == 400  # never "all of them"
+
+
+def test_twenty_finds_people_by_email_with_eq_and_in(twenty, tw):
+    twenty.add_person("jane@acme.com")
+    twenty.add_person("john@acme.com")
+    one = {"filter": 'emails.primaryEmail[eq]:"jane@acme.com"', "limit": 5}
+    both = {"filter": 'emails.primaryEmail[in]:["jane@acme.com","john@acme.com","x@y.co"]',
+            "limit": 60}  # fmt: skip
+    emails = lambda r: {p["emails"]["primaryEmail"] for p in r.json()["data"]["people"]}  # noqa: E731
+    assert emails(tw.get("/rest/people", params=one)) == {"jane@acme.com"}
+    assert emails(tw.get("/rest/people", params=both)) == {"jane@acme.com", "john@acme.com"}
+    bare = {"filter": "emails.primaryEmail[in]:jane@acme.com", "limit": 5}
+    assert tw.get("/rest/people", params=bare).status_code == 400
+
+
+def test_twenty_batch_upserts_all_or_nothing_and_not_in_order(twenty, tw):
+    twenty.add_person("old@acme.com", subscriptionPlan="free")
+    items = [{"emails": {"primaryEmail": f"u{i}@acme.com"}} for i in range(61)]
+    assert tw.post("/rest/batch/people", params={"upsert": "true"}, json=items).status_code == 400
+    batch = [{"emails": {"primaryEmail": "new@acme.com"}},
+             {"emails": {"primaryEmail": "old@acme.com"}, "subscriptionPlan": "pro"}]  # fmt: skip
+    reply = tw.post("/rest/batch/people", params={"upsert": "true"}, json=batch)
+    assert reply.status_code == 201
+    people = reply.json()["data"]["createPeople"]
+    assert [p["emails"]["primaryEmail"] for p in people] == ["old@acme.com", "new@acme.com"]
+    assert twenty.person_by_email("old@acme.com")["subscriptionPlan"] == "pro"
+    bad = [{"emails": {"primaryEmail": "third@acme.com"}}, {"tier": "NOT_AN_OPTION"}]
+    assert tw.post("/rest/batch/people", params={"upsert": "true"}, json=bad).status_code == 400
+    twice = [{"emails": {"primaryEmail": "dup@acme.com"}}] * 2
+    assert tw.post("/rest/batch/people", params={"upsert": "true"}, json=twice).status_code == 400
+    assert len(twenty.people) == 2, "nothing of a refused batch was kept"
 
 
 def test_twenty_unknown_routes_are_errors_not_silent_200s(twenty, tw):
@@ -428,6 +459,48 @@ def test_mautic_campaign_member_list_answers_a_bad_column_as_200_with_errors(mau
     )
     assert reply.status_code == 200 and "Unknown column" in reply.json()["errors"][0]["message"]
     assert mc.get("/api/campaigns/77/contacts").status_code == 404
+
+
+def test_mautic_finds_contacts_by_several_emails_as_a_comma_separated_string(mautic, mc):
+    jane, john = mautic.add_contact("jane@acme.com"), mautic.add_contact("john@acme.com")
+    where = {"where[0][col]": "email", "where[0][expr]": "in"}
+    both = '"jane@acme.com","john@acme.com"'
+    found = mc.get("/api/contacts", params={**where, "where[0][val]": both, "limit": 0})
+    assert set(found.json()["contacts"]) == {str(jane), str(john)}
+    as_array = mc.get("/api/contacts", params={**where, "where[0][val][]": ["jane@acme.com"]})
+    assert as_array.status_code == 500
+    for n in range(40):
+        mautic.add_contact(f"u{n}@acme.com")
+    assert len(mc.get("/api/contacts").json()["contacts"]) == 30, "a page is 30 by default"
+
+
+def test_mautic_batch_new_reports_each_item(mautic, mc):
+    too_many = mc.post("/api/contacts/batch/new", json=[{"email": f"{i}@a.co"} for i in range(201)])
+    assert too_many.status_code == 500
+    mautic.add_contact("old@acme.com")
+    reply = mc.post(
+        "/api/contacts/batch/new",
+        json=[{"email": "new@acme.com"}, {"email": "old@acme.com"}, {"email": "new@acme.com"}],
+    )
+    assert reply.status_code == 201 and reply.json()["statusCodes"] == [201, 200, 200]
+    assert len(mautic.contacts) == 2
+    bad = [{"email": "a@acme.com"}, {"email": "b@acme.com", "doNotContact": [{"reason": "x"}]}]
+    reply = mc.post("/api/contacts/batch/new", json=bad).json()
+    assert reply["statusCodes"] == [201, 400] and set(reply["contacts"]) == {"0"}
+    assert reply["errors"]["1"]["message"] == "Invalid reason code given"
+
+
+def test_mautic_bulk_segment_add(mautic, mc):
+    jane = mautic.add_contact("jane@acme.com")
+    reply = mc.post("/api/segments/1/contacts/add", json={"ids": [jane, 999]}).json()
+    assert reply == {
+        "success": 1,
+        "details": {str(jane): {"success": True}, "999": {"success": False}},
+    }
+    assert mautic.segment_members[1] == {jane}
+    assert mc.post("/api/segments/1/contacts/add", json={}).status_code == 400
+    mautic.segments[1]["published"] = False
+    assert mc.post("/api/segments/1/contacts/add", json={"ids": [jane]}).status_code == 403
 
 
 def test_mautic_hourly_rate_limit_and_unknown_routes(router):

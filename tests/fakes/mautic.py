@@ -12,8 +12,10 @@ product calls are served; a contact key it does not send is refused rather than 
 
 import base64
 import copy
+import csv
 import itertools
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -91,6 +93,9 @@ CAMPAIGN_LEAD_COLUMNS = {
     "date_last_exited",
     "rotation",
 }
+MAX_BATCH = 200  # api_batch_max_limit
+PAGE = 30  # default_pagelimit
+HOUR = 3600.0
 DEFAULT_MESSAGES = {
     400: "Bad request.",
     401: "Authorization denied, invalid credentials.",
@@ -135,6 +140,7 @@ class FakeMautic(FakeService):
         ("POST", r"/oauth/v2/token", "issue_token"),
         ("GET", r"/api/contacts", "list_contacts"),
         ("POST", r"/api/contacts/new", "create_contact"),
+        ("POST", r"/api/contacts/batch/new", "create_contacts"),
         ("GET", r"/api/contacts/(?P<contact_id>\d+)/segments", "contact_segments"),
         ("GET", r"/api/campaigns/(?P<campaign_id>\d+)/contacts", "campaign_contacts"),
         ("POST", r"/api/contacts/(?P<contact_id>\d+)/dnc/(?P<channel>\w+)/add", "add_dnc"),
@@ -147,6 +153,7 @@ class FakeMautic(FakeService):
         ("POST", r"/api/fields/contact/new", "create_field"),
         ("GET", r"/api/users/self", "get_self"),
         ("POST", r"/api/users/(?P<user_id>\d+)/permissioncheck", "check_permissions"),
+        ("POST", r"/api/segments/(?P<segment_id>\d+)/contacts/add", "segment_bulk_add"),
         (
             "POST",
             r"/api/segments/(?P<segment_id>\d+)/contact/(?P<contact_id>\d+)/(?P<action>add|remove)",
@@ -175,6 +182,7 @@ class FakeMautic(FakeService):
         admin: bool = False,
         fields_in_background: bool = False,
         rate_limit: int | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(base_url)
         self.username = username
@@ -203,6 +211,10 @@ class FakeMautic(FakeService):
         self._token_ids = itertools.count(1)
         self._dnc_ids: dict[tuple[int, str], int] = {}
         self._hour_calls = 0
+        # With a clock, the limiter counts calls per clock hour, as Mautic's does; without one,
+        # until reset_rate_limit().
+        self.monotonic = monotonic
+        self._window = 0
 
     # --- helpers for tests ----------------------------------------------------------------
 
@@ -286,6 +298,8 @@ class FakeMautic(FakeService):
         if denied is not None:
             return denied
         if self.rate_limit is not None:
+            if self.monotonic is not None and int(self.monotonic() // HOUR) != self._window:
+                self._window, self._hour_calls = int(self.monotonic() // HOUR), 0
             if self._hour_calls >= self.rate_limit:
                 return self.error(429)
             self._hour_calls += 1
@@ -481,30 +495,72 @@ class FakeMautic(FakeService):
         )
 
     def list_contacts(self, request: httpx.Request) -> httpx.Response:
-        """GET /api/contacts: only `where[i][col]=email&where[i][expr]=eq` is implemented."""
+        """GET /api/contacts: `where` on email with `eq` or `in` (a comma-separated string of
+        values, quoted or not: CommonRepository::buildWhereClauseFromArray runs str_getcsv on
+        it, and an array there is a PHP error, answered 500); 30 a page unless `limit`, and
+        `limit=0` is no limit."""
         params = request.url.params
         if "search" in params:
             raise Reject(400, "FakeMautic does not implement search=; use where[...]")
         clauses: dict[str, dict[str, str]] = {}
         for key, value in params.multi_items():
-            match = re.fullmatch(r"where\[(\d+)\]\[(col|expr|val)\]", key)
+            match = re.fullmatch(r"where\[(\d+)\]\[(col|expr|val)\](\[\])?", key)
+            if match and match[3]:
+                raise Reject(500, "html_entity_decode(): Argument #1 ($string) must be a string")
             if match:
                 clauses.setdefault(match[1], {})[match[2]] = value
         contacts = sorted(self.contacts.values(), key=lambda c: c["id"])
         for clause in clauses.values():
-            if (clause.get("col"), clause.get("expr")) != ("email", "eq"):
-                raise Reject(400, f"FakeMautic only implements where email eq, got {clause}")
-            wanted = clause.get("val", "").strip().lower()
+            col, expr = clause.get("col"), clause.get("expr")
+            if col != "email" or expr not in {"eq", "in"}:
+                raise Reject(400, f"FakeMautic only implements where email eq/in, got {clause}")
+            raw = clause.get("val", "")
+            values = next(csv.reader([raw])) if expr == "in" else [raw]
+            wanted = {v.strip().lower() for v in values}
             contacts = [
-                c for c in contacts if str(c["fields"].get("email") or "").lower() == wanted
+                c for c in contacts if str(c["fields"].get("email") or "").lower() in wanted
             ]
+        limit = int(params.get("limit", PAGE))
+        page = contacts if limit == 0 else contacts[:limit]
         return json_response(
             200,
             {
                 "total": str(len(contacts)),
-                "contacts": {str(c["id"]): self._serialise(c) for c in contacts},
+                "contacts": {str(c["id"]): self._serialise(c) for c in page},
             },
         )
+
+    def create_contacts(self, request: httpx.Request) -> httpx.Response:
+        """POST /api/contacts/batch/new: items one after another (a second item with the same
+        email updates the first one's contact); 201 overall, `statusCodes` and `errors` by
+        index; more than 200 items is a 500 (ApiBundle validateBatchPayload)."""
+        items = self._body(request)
+        if not isinstance(items, list):
+            raise Reject(400, "Request body must be an array of contacts")
+        if len(items) > MAX_BATCH:
+            raise Reject(500, f"A max of {MAX_BATCH} entities are supported at a time.")
+        contacts: dict[str, Any] = {}
+        codes: list[int] = []
+        errors: dict[str, Any] = {}
+        for index, item in enumerate(items):
+            try:
+                contact, created = self._upsert(item)
+            except Reject as rejected:
+                codes.append(rejected.status)
+                errors[str(index)] = {
+                    "message": rejected.message,
+                    "code": rejected.status,
+                    "type": "api",
+                }
+                continue
+            contacts[str(index)] = self._serialise(contact)
+            codes.append(201 if created else 200)
+        # PHP encodes an array with gaps in its keys as an object, without gaps as a list.
+        listed: Any = contacts if errors else list(contacts.values())
+        reply: dict[str, Any] = {"contacts": listed, "statusCodes": codes}
+        if errors:
+            reply["errors"] = errors
+        return json_response(201, reply)
 
     def contact_segments(self, request: httpx.Request, contact_id: str) -> httpx.Response:
         contact = self._contact(contact_id)
@@ -707,6 +763,26 @@ class FakeMautic(FakeService):
         else:
             members.discard(contact["id"])
         return json_response(200, {"success": 1})
+
+    def segment_bulk_add(self, request: httpx.Request, segment_id: str) -> httpx.Response:
+        """POST /api/segments/{id}/contacts/add {"ids": [...]}: per id success, false for an
+        unknown contact; the same 403 rule as a single add; no ids is a 400."""
+        sid = int(segment_id)
+        if sid not in self.segments:
+            raise Reject(404, "Item was not found.")
+        if not self._may_use_segment(sid):
+            raise Reject(403, DEFAULT_MESSAGES[403])
+        body = self._body(request)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if not ids:
+            raise Reject(400, "ids: a list of contact ids is required")
+        details = {}
+        for raw in ids:
+            contact = self.contacts.get(int(raw))
+            if contact is not None:
+                self.segment_members.setdefault(sid, set()).add(contact["id"])
+            details[str(raw)] = {"success": contact is not None}
+        return json_response(200, {"success": 1, "details": details})
 
     def campaign_membership(
         self, request: httpx.Request, campaign_id: str, contact_id: str, action: str

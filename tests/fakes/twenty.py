@@ -1,5 +1,6 @@
 """A stateful stand-in for the part of Twenty CRM's REST API the product calls: the people
-upsert, one cheap read of people, the person object's field metadata and the OpenAPI document.
+upsert (one, or a batch of up to 60), reads of people (by email too), the person object's
+field metadata and the OpenAPI document.
 
 It answers as Twenty does (twentyhq/twenty; the README's "API facts relied on"): Bearer auth,
 emails stored lowercased, upsert that matches soft-deleted people and restores them, 400 for
@@ -63,7 +64,8 @@ OPTION_COLORS = {
     "jade", "mint", "turquoise", "cyan", "sky", "blue", "iris", "violet", "purple", "plum",
     "pink", "bronze", "gold", "brown", "gray",
 }  # fmt: skip
-MAX_RECORDS = 60  # QUERY_MAX_RECORDS: the cap on `limit`
+MAX_RECORDS = 60  # QUERY_MAX_RECORDS: the batch cap, and the cap on `limit` (200 since 2025)
+EMAIL_FILTER = re.compile(r"emails\.primaryEmail\[(?P<op>eq|in)\]:(?P<value>.*)", re.DOTALL)
 KNOWN_OBJECTS = {"people", "companies", "notes", "noteTargets", "batch", "metadata", "open-api"}
 ERROR_CLASSES = {
     400: "BadRequestException",
@@ -82,6 +84,13 @@ def _timestamp(value: str | datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _unquote(value: str) -> str:
+    """Strip one pair of "..." or '...', as Twenty's filter parser does."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
 class FakeTwenty(FakeService):
     """State is `people` (id -> stored record, soft-deleted ones included). Custom fields and
     SELECT options are plain attributes, so a test can remove a field to see how the client
@@ -91,6 +100,7 @@ class FakeTwenty(FakeService):
     routes = (
         ("GET", r"/rest/people", "list_people"),
         ("POST", r"/rest/people", "create_person"),
+        ("POST", r"/rest/batch/people", "create_people"),
         ("GET", r"/rest/metadata/objects", "list_objects"),
         ("POST", r"/rest/metadata/fields", "create_field"),
         ("PATCH", r"/rest/metadata/fields/(?P<field_id>[^/]+)", "update_field"),
@@ -110,6 +120,7 @@ class FakeTwenty(FakeService):
         data_model_access: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], str | datetime] | None = None,
+        batch_key: str = "createPeople",
     ) -> None:
         super().__init__(base_url)
         self.api_key = api_key
@@ -127,6 +138,7 @@ class FakeTwenty(FakeService):
         # The API key's role may edit the data model (Settings > Roles > Data model).
         self.data_model_access = data_model_access
         self.clock = clock or self._utc_now
+        self.batch_key = batch_key  # "people" mimics servers before createPeople
         self.people: dict[str, dict] = {}
         self._tokens = float(rate_limit or 0)
         self._refilled_at = monotonic()
@@ -374,8 +386,9 @@ class FakeTwenty(FakeService):
     # --- routes ---------------------------------------------------------------------------
 
     def list_people(self, request: httpx.Request) -> httpx.Response:
-        """GET /rest/people: `limit` required (its default varies by version), no deleted rows.
-        Filters and cursors are not modelled: a request with one fails rather than matching all.
+        """GET /rest/people: `limit` required (its default varies by version) and capped at
+        60, no deleted rows. Of filters only `emails.primaryEmail[eq]:"x"` and
+        `emails.primaryEmail[in]:["x","y"]`; another one fails rather than matching all.
         """
         params = request.url.params
         limit = params.get("limit")
@@ -383,10 +396,13 @@ class FakeTwenty(FakeService):
             raise Reject(400, "FakeTwenty: pass limit (Twenty's default varies by version)")
         if not limit.isdigit():
             raise Reject(400, f"Invalid limit value: {limit}")
-        for unsupported in ("filter", "starting_after", "ending_before"):
+        for unsupported in ("starting_after", "ending_before"):
             if unsupported in params:
                 raise Reject(400, f"FakeTwenty does not implement {unsupported}")
         people = [p for p in self.people.values() if p["deletedAt"] is None]
+        if "filter" in params:
+            wanted = self._email_filter(params["filter"])
+            people = [p for p in people if p["emails"]["primaryEmail"] in wanted]
         page = people[: min(int(limit), MAX_RECORDS)]
         return json_response(
             200,
@@ -396,6 +412,47 @@ class FakeTwenty(FakeService):
                 "pageInfo": {"hasNextPage": len(people) > len(page), "hasPreviousPage": False},
             },
         )
+
+    @staticmethod
+    def _email_filter(text: str) -> set[str]:
+        """parse-base-filter: `field[op]:value`; `in` takes `[a,b]`, split on commas, each
+        value stripped of one pair of quotes (format-field-values.util.ts)."""
+        match = EMAIL_FILTER.fullmatch(text.strip())
+        if not match:
+            raise Reject(400, f"FakeTwenty only implements emails.primaryEmail eq/in: got {text}")
+        value = match["value"]
+        if match["op"] == "in":
+            if not (value.startswith("[") and value.endswith("]")):
+                raise Reject(400, "array value expected eg: 'field[in]:[value_1,value_2]'")
+            return {_unquote(v.strip()) for v in value[1:-1].split(",")}
+        return {_unquote(value)}
+
+    def create_people(self, request: httpx.Request) -> httpx.Response:
+        """POST /rest/batch/people: at most 60 records, all or nothing; with `?upsert=true`
+        matched ones are updated first, then the new ones inserted, so the reply is not in the
+        order sent; two new records with one email break the unique index (400)."""
+        items = self._body(request)
+        if not isinstance(items, list):
+            raise Reject(400, "Batch body must be an array")
+        if len(items) > MAX_RECORDS:
+            raise Reject(400, f"Maximum number of records to upsert is {MAX_RECORDS}")
+        upsert = self.supports_upsert and request.url.params.get("upsert") == "true"
+        cleaned = [self._clean(item) for item in items]
+        matched = [b for b in cleaned if upsert and self._email_owner(b)]
+        fresh = [b for b in cleaned if not any(b is m for m in matched)]
+        emails = [b["emails"]["primaryEmail"] for b in fresh if b.get("emails")]
+        if len(emails) != len(set(emails)):
+            raise Reject(400, "A duplicate entry was detected. Please check your data.")
+        snapshot = copy.deepcopy(self.people)
+        try:
+            updated = [self._create(b, upsert) for b in matched]
+            inserted = [self._create(b, upsert) for b in fresh]
+        except Reject:
+            self.people.clear()
+            self.people.update(snapshot)
+            raise
+        unique = list({id(p): p for p in updated + inserted}.values())
+        return json_response(201, {"data": {self.batch_key: copy.deepcopy(unique)}})
 
     def create_person(self, request: httpx.Request) -> httpx.Response:
         """POST /rest/people: 201 `createPerson`, also when `?upsert=true` updated a record."""
