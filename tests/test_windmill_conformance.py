@@ -27,9 +27,11 @@ GENERATOR = ROOT / "scripts" / "generate_metadata.mjs"
 # Resource types a script may take (as `param: c_twenty | None = None` with the TypedDict from
 # f/marketing/resources.py). Anything else typed as a bare class becomes a picker for a resource
 # type that does not exist: `payload: Any`, a TypedDict or pydantic payload, `tuple`, `set`.
-ALLOWED_RESOURCE_TYPES = {
+OUR_RESOURCE_TYPES = {
     "c_twenty", "c_mautic", "c_slack_notify", "c_marketing_routing", "c_stripe"
 }  # fmt: skip
+# Windmill's own: a file in the workspace's object storage (wmill.S3Object).
+ALLOWED_RESOURCE_TYPES = OUR_RESOURCE_TYPES | {"s3_object"}
 HANDLER = "f/marketing/handle_user_event.py"
 
 _missing = (
@@ -393,7 +395,7 @@ def test_every_resource_type_is_committed_and_well_formed() -> None:
         p.name.removesuffix(".resource-type.json"): p
         for p in (ROOT / "f/marketing/resource_types").glob("*.resource-type.json")
     }
-    assert set(present) == ALLOWED_RESOURCE_TYPES
+    assert set(present) == OUR_RESOURCE_TYPES
     for path in present.values():
         spec = json.loads(path.read_text(encoding="utf-8"))
         assert set(spec) == {"description", "schema"}, path.name
@@ -404,7 +406,7 @@ def test_every_resource_type_is_committed_and_well_formed() -> None:
 def test_resources_use_known_resource_types() -> None:
     for path in sorted((ROOT / "f").rglob("*.resource.yaml")):
         spec = read_yaml(path)
-        assert spec.get("resource_type") in ALLOWED_RESOURCE_TYPES, rel(path)
+        assert spec.get("resource_type") in OUR_RESOURCE_TYPES, rel(path)
         assert synced([rel(path)])[rel(path)], f"{rel(path)} is not deployed by wmill.yaml"
 
 

@@ -73,9 +73,10 @@ class BadFile(MarketingError):
 def read_users(
     stream: IO[bytes], kind: str, now: datetime | None = None
 ) -> Iterator[User | BadRow]:
-    """Every row of the file, in order, as a User or a BadRow. `kind` is csv, json or auto."""
+    """Every row of the file, in order, as a User or a BadRow. `kind` is csv, json or auto.
+    `stream` needs only `read(n)`: an open file, an S3 reader, bytes in memory."""
     now = now or datetime.now(UTC)
-    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
+    buffered = io.BufferedReader(_Raw(stream), CHUNK)
     first = _skip_blank_start(buffered)
     if kind == "auto":
         kind = "json" if first in ("[", "{") else "csv"
@@ -161,6 +162,21 @@ def _boolean(value: Any, column: str, problems: list[str], default: bool | None 
 
 def _blank_is_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
+
+
+class _Raw(io.RawIOBase):
+    """Any `read(n)` as the raw stream a BufferedReader wants (S3 readers have no peek)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _skip_blank_start(buffered: io.BufferedReader) -> str:

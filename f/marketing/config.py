@@ -344,6 +344,23 @@ class Retries(_Strict):
         return len(self.delays) + 1
 
 
+class RateLimits(_Strict):
+    """Calls a minute a backfill may make (f/marketing/backfill); null: no pacing"""
+
+    twenty_per_minute: int | None = Field(
+        90,
+        ge=1,
+        description="Twenty allows 100 a minute on a default server and 50 on its cloud; "
+        "leave room for the live events",
+    )
+    mautic_per_minute: int | None = Field(
+        300,
+        ge=1,
+        description="Mautic limits calls per hour only when its API rate limiter is on: "
+        "set this to that hourly limit / 60, less some room",
+    )
+
+
 class StripeRouting(_Strict):
     """How f/marketing/stripe_events turns Stripe subscription events into plan changes"""
 
@@ -374,8 +391,8 @@ class StripeRouting(_Strict):
 
 
 class Routing(_Strict):
-    """Segments, campaigns, Slack rules, field names, retries and Stripe prices for
-    f/marketing/handle_user_event and f/marketing/stripe_events"""
+    """Segments, campaigns, Slack rules, field names, retries, Stripe prices and backfill rate
+    limits for f/marketing/handle_user_event, stripe_events and backfill"""
 
     segments: Segments = Segments()
     campaigns: Campaigns = Campaigns()
@@ -383,6 +400,7 @@ class Routing(_Strict):
     fields: FieldNames = FieldNames()
     retries: Retries = Retries()
     stripe: StripeRouting = StripeRouting()
+    rate_limits: RateLimits = RateLimits()
 
     def known_plans(self) -> set[str]:
         """Every plan name the routing mentions (empty when it names none)."""
@@ -410,7 +428,7 @@ _HELP = {
     SLACK_PATH: ("c_slack_notify", "webhook_url, or token + channel"),
     ROUTING_PATH: (
         "c_marketing_routing",
-        "segments, campaigns, slack_rules, fields, retries, stripe",
+        "segments, campaigns, slack_rules, fields, retries, stripe, rate_limits",
     ),
     STRIPE_PATH: (
         "c_stripe",

@@ -104,7 +104,9 @@ class ServiceHttp:
         sleep: Callable[[float], None] | None = None,
         jitter: Callable[[], float] | None = None,
         clock: Callable[[], float] | None = None,
+        before_each: Callable[[httpx.Request], None] | None = None,
     ) -> None:
+        """`before_each` runs before every request sent, retries included (a Pacer)."""
         self.service = service
         self.policy = policy
         self._error_reader = error_reader
@@ -118,6 +120,7 @@ class ServiceHttp:
             auth=auth,
             timeout=policy.timeout,
             verify=tls_context(),
+            event_hooks={"request": [before_each]} if before_each else None,
         )
         self.calls = 0
 

@@ -31,6 +31,9 @@ from f.marketing.http_client import DEFAULT_POLICY, RetryPolicy, ServiceHttp, js
 NO_CONSENT_COMMENT = "No marketing consent given (set by f/marketing/handle_user_event)"
 DNC_MANUAL = 3
 PAGE = 200  # Mautic lists 30 a page unless asked
+BATCH = 200  # api_batch_max_limit: more items in one batch call is a 500
+# Emails per look-up: `where ... in` goes in the query string, which web servers cap (8 KB).
+LOOKUP = 60
 NO_CONSENT_DNC = {"channel": "email", "reason": DNC_MANUAL, "comments": NO_CONSENT_COMMENT}
 
 SEGMENT_ACCESS_HINT = (
@@ -133,17 +136,74 @@ class MauticClient:
 
     def find_contact(self, email: str) -> Contact | None:
         """The contact `contacts/new` would match for this email, if any (newest added wins)."""
+        return self.find_contacts([email]).get(email)
 
-        def read(response: httpx.Response) -> Contact | None:
-            listed = response.json()["contacts"]
-            found = list(listed.values()) if isinstance(listed, dict) else list(listed)
-            if not found:
-                return None
-            newest = max(found, key=lambda c: (str(c.get("dateAdded") or ""), int(c["id"])))
-            return _contact(newest, created=False, sent={})
+    def find_contacts(self, emails: list[str]) -> dict[str, Contact]:
+        """The contacts `contacts/batch/new` would match for these (up to 60) emails, by email.
 
-        params = {"where[0][col]": "email", "where[0][expr]": "eq", "where[0][val]": email}
-        return self._call("GET", "/api/contacts", action="find contact", params=params, read=read)
+        `where[0][val]` is one comma-separated string, each value quoted (str_getcsv, in
+        CommonRepository::buildWhereClauseFromArray); `limit=0` is no limit, so a contact
+        sharing its email with another is seen and the newest of them wins.
+        """
+
+        def read(response: httpx.Response) -> dict[str, Contact]:
+            found: dict[str, dict[str, Any]] = {}
+            for data in _listed(response.json(), "contacts"):
+                email = str(data["fields"]["all"].get("email") or "").lower()
+                if email not in found or _newer(data, found[email]):
+                    found[email] = data
+            return {e: _contact(d, created=False, sent={}) for e, d in found.items()}
+
+        params = {
+            "where[0][col]": "email",
+            "where[0][expr]": "in",
+            "where[0][val]": ",".join(f'"{email}"' for email in emails),
+            "limit": "0",
+        }
+        return self._call("GET", "/api/contacts", action="find contacts", params=params, read=read)
+
+    def upsert_contacts(self, bodies: list[dict[str, Any]]) -> list[Contact | str]:
+        """Up to 200 upserts in one call, one after another (a second item with the same email
+        updates the first one's contact). Each comes back as a Contact, or as Mautic's message
+        when that item failed: the call answers 201 either way."""
+
+        def read(response: httpx.Response) -> list[Contact | str]:
+            reply = response.json()
+            codes, errors = reply["statusCodes"], reply.get("errors") or {}
+            listed = reply.get("contacts") or []
+            by_index = listed if isinstance(listed, dict) else dict(enumerate(listed))
+            outcomes: list[Contact | str] = []
+            for index, body in enumerate(bodies):
+                data = by_index.get(str(index), by_index.get(index))
+                if codes[index] in (200, 201) and isinstance(data, dict):
+                    outcomes.append(_contact(data, created=codes[index] == 201, sent=body))
+                else:
+                    error = errors.get(str(index)) or {}
+                    outcomes.append(f"HTTP {codes[index]}: {error.get('message') or 'failed'}")
+            return outcomes
+
+        return self._call(
+            "POST",
+            "/api/contacts/batch/new",
+            action=f"upsert {len(bodies)} contacts",
+            json=bodies,
+            read=read,
+            errors_in_items=True,
+        )
+
+    def add_contacts_to_segment(self, segment_id: int, contact_ids: list[int]) -> list[int]:
+        """Add many at once; the ids Mautic did not add (unknown, or not editable by the API
+        user). ListApiController::addLeadsAction; the same 403 as a single add."""
+        return self._call(
+            "POST",
+            f"/api/segments/{segment_id}/contacts/add",
+            action=f"add {len(contact_ids)} contacts to segment {segment_id}",
+            json={"ids": contact_ids},
+            read=lambda response: [
+                int(i) for i, d in response.json()["details"].items() if not d.get("success")
+            ],
+            hint_403=SEGMENT_ACCESS_HINT.format(id=segment_id),
+        )
 
     def upsert_contact(self, body: dict[str, Any]) -> Contact:
         """Create or update the contact matched by `body["email"]`, in one call."""
@@ -315,7 +375,14 @@ class MauticClient:
         )
 
     def _call(
-        self, method: str, path: str, *, action: str, hint_403: str = "", **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        action: str,
+        hint_403: str = "",
+        errors_in_items: bool = False,
+        **kwargs: Any,
     ) -> Any:
         if self._oauth and self._token is None:
             self._fetch_token()
@@ -323,7 +390,12 @@ class MauticClient:
 
         def checked(response: httpx.Response) -> Any:
             body = json_body(response)
-            if response.is_success and isinstance(body, dict) and body.get("errors"):
+            if (
+                response.is_success
+                and not errors_in_items
+                and isinstance(body, dict)
+                and body.get("errors")
+            ):
                 # Some 2xx replies carry errors (batch items, stats listings): they are errors.
                 raise ServiceError(
                     "Mautic", action, read_error(response), status=response.status_code
@@ -366,6 +438,14 @@ class MauticClient:
             },
             read=lambda response: str(response.json()["access_token"]),
         )
+
+
+def _newer(data: dict[str, Any], than: dict[str, Any]) -> bool:
+    """Mautic matches the newest contact of those sharing an email (LeadModel)."""
+    return (str(data.get("dateAdded") or ""), int(data["id"])) > (
+        str(than.get("dateAdded") or ""),
+        int(than["id"]),
+    )
 
 
 def _listed(body: Any, key: str) -> list[dict[str, Any]]:

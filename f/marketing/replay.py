@@ -20,7 +20,7 @@ from typing import Any
 from f.marketing.contract import BODY_FIELDS
 from f.marketing.errors import ConfigError
 from f.marketing.job_log import log_to_stdout
-from f.marketing.windmill_api import WindmillApi, current_job_id, job_workspace
+from f.marketing.windmill_api import Progress, WindmillApi, job_workspace
 
 HANDLER = "f/marketing/handle_user_event"
 STRIPE = "f/marketing/stripe_events"
@@ -54,9 +54,10 @@ def main(since: str = "", until: str = "", confirm: bool = False) -> dict:
             failed += [{**job, "script_path": script} for job in found]
         failed.sort(key=lambda job: str(job.get("created_at")))
         listed: list[dict] = []
+        progress = Progress(len(failed))
         for done, job in enumerate(failed, start=1):
             listed.append(_replay(workspace, job, confirm))
-            _progress(done, len(failed))
+            progress.show(done)
     finally:
         workspace.close()
     counts: dict[str, int] = {}
@@ -132,16 +133,3 @@ def _first_line(result: object) -> str:
     error = result.get("error") if isinstance(result, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
     return str(message or "").strip().splitlines()[0][:300] if message else ""
-
-
-def _progress(done: int, total: int) -> None:
-    """Windmill's progress bar, about every 5 % (each update is two API calls)."""
-    step = max(1, total // 20)
-    if done % step and done != total:
-        return
-    import wmill
-
-    try:
-        wmill.set_progress(min(99, done * 100 // total), job_id=current_job_id() or None)
-    except Exception as exc:
-        log_to_stdout().warning("progress not shown: %s", type(exc).__name__)

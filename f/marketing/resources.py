@@ -1,6 +1,6 @@
 """Typed shapes of the Windmill resources this package reads (names = resource type names)."""
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class c_twenty(TypedDict):
@@ -30,6 +30,7 @@ class c_marketing_routing(TypedDict, total=False):
     fields: dict
     retries: dict
     stripe: dict
+    rate_limits: dict
 
 
 class c_stripe(TypedDict, total=False):
@@ -38,3 +39,11 @@ class c_stripe(TypedDict, total=False):
     api_key: str
     tolerance_seconds: int
     api_base_url: str
+
+
+class S3Object(TypedDict):
+    """A file in the workspace's object storage: Windmill shows an uploader for it (the
+    parser reads this name as its `s3_object` type), as wmill.S3Object is."""
+
+    s3: str
+    storage: NotRequired[str]

@@ -20,6 +20,9 @@ from f.marketing.contract import split_name
 from f.marketing.http_client import DEFAULT_POLICY, RetryPolicy, ServiceHttp, json_body
 
 UPSERT_REQUEST = "POST /rest/people?upsert=true"
+# Records per batch call: the docs' figure and the smallest QUERY_MAX_RECORDS seen (60, later
+# 200); one batch call costs one rate-limit token, like one single upsert.
+BATCH = 60
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,10 @@ def read_error(response: httpx.Response) -> str:
 
 
 def _read_person(response: httpx.Response) -> PersonOutcome:
-    person = response.json()["data"]["createPerson"]
+    return _outcome(response.json()["data"]["createPerson"])
+
+
+def _outcome(person: dict[str, Any]) -> PersonOutcome:
     return PersonOutcome(
         id=str(person["id"]),
         created=bool(person.get("createdAt")) and person["createdAt"] == person.get("updatedAt"),
@@ -95,6 +101,38 @@ class TwentyClient:
             json=body,
             action="upsert person",
             read=_read_person,
+        )
+
+    def upsert_people(self, bodies: list[dict[str, Any]]) -> dict[str, PersonOutcome]:
+        """Upsert up to 60 people in one call, all or nothing (400 names the bad record, not
+        which it is). The reply is not in the order sent (matched records are updated before
+        new ones are inserted), so outcomes come back by email."""
+
+        def read(response: httpx.Response) -> dict[str, PersonOutcome]:
+            data = response.json()["data"]
+            people = data.get("createPeople", data.get("people"))  # `people` on older servers
+            return {str(p["emails"]["primaryEmail"]).lower(): _outcome(p) for p in people}
+
+        return self.http.request(
+            "POST",
+            "/rest/batch/people",
+            params={"upsert": "true"},
+            json=bodies,
+            action=f"upsert {len(bodies)} people",
+            read=read,
+        )
+
+    def existing_emails(self, emails: list[str]) -> set[str]:
+        """Which of these (up to 60) emails a person has, soft-deleted people left out."""
+        quoted = ",".join(f'"{email}"' for email in emails)
+        return self.http.request(
+            "GET",
+            "/rest/people",
+            params={"filter": f"emails.primaryEmail[in]:[{quoted}]", "limit": BATCH},
+            action="find people by email",
+            read=lambda response: {
+                str(p["emails"]["primaryEmail"]).lower() for p in response.json()["data"]["people"]
+            },
         )
 
     # --- for f/marketing/setup ----------------------------------------------------------

@@ -16,6 +16,7 @@ resources.rs, backend/windmill-common/src/error.rs):
 Local runs with WM_MOCKED_API_FILE are served from that file, as wmill serves them.
 """
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -278,3 +279,24 @@ def job_workspace() -> WindmillApi | LocalWorkspace:
     if os.environ.get("WM_MOCKED_API_FILE"):
         return LocalWorkspace()
     return WindmillApi.from_env()
+
+
+class Progress:
+    """The job's progress bar in Windmill, moved every `step` percent or so: each move costs
+    two API calls (wmill.set_progress). A failure to show it never fails the job."""
+
+    def __init__(self, total: int, step: int = 5) -> None:
+        self.total, self.step = total, step
+        self._shown = -step
+
+    def show(self, done: int) -> None:
+        percent = min(99, done * 100 // self.total) if self.total else 99
+        if percent < self._shown + self.step:
+            return
+        self._shown = percent
+        import wmill
+
+        try:
+            wmill.set_progress(percent, job_id=current_job_id() or None)
+        except Exception as exc:
+            logging.getLogger("f.marketing").warning("progress not shown: %s", type(exc).__name__)

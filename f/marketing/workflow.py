@@ -148,8 +148,11 @@ def plan(
     return [s for s in [*steps, notify] if s is not None]
 
 
-def _plan_registered(event: UserRegistered, routing: Routing) -> list[Step | None]:
-    tw, mf, seg = routing.fields.twenty, routing.fields.mautic, routing.segments
+def registration_values(
+    event: UserRegistered, routing: Routing
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a registration writes: Twenty's person fields and Mautic's contact values."""
+    tw, mf = routing.fields.twenty, routing.fields.mautic
     person = _fields(
         (tw.plan, _twenty_plan(event.plan, routing)),
         (tw.source, event.source),
@@ -162,6 +165,28 @@ def _plan_registered(event: UserRegistered, routing: Routing) -> list[Step | Non
     contact |= _fields(
         (mf.plan, event.plan), (mf.source, event.source), (mf.consent, event.marketingConsent)
     )
+    return person, contact
+
+
+def churn_values(event: UserChurned, routing: Routing) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a churn writes: Twenty's person fields and Mautic's contact values."""
+    tw, mf = routing.fields.twenty, routing.fields.mautic
+    when = event.timestamp.astimezone(UTC)
+    person = _fields((tw.churn_reason, event.reason), (tw.churned_at, when.isoformat()))
+    contact = {
+        "email": event.email,
+        # Mautic date-time fields take "Y-m-d H:i:s" (UTC here).
+        **_fields(
+            (mf.churn_reason, event.reason),
+            (mf.churned_at, when.strftime("%Y-%m-%d %H:%M:%S")),
+        ),
+    }
+    return person, contact
+
+
+def _plan_registered(event: UserRegistered, routing: Routing) -> list[Step | None]:
+    mf, seg = routing.fields.mautic, routing.segments
+    person, contact = registration_values(event, routing)
     if event.marketingConsent:
         mautic_steps = [_upsert_contact(contact, mf.consent, Consent.GIVEN), _lift_our_dnc()]
     else:
@@ -194,19 +219,10 @@ def _plan_upgraded(event: UserUpgraded, routing: Routing) -> list[Step | None]:
 
 
 def _plan_churned(event: UserChurned, routing: Routing) -> list[Step | None]:
-    tw, mf, seg = routing.fields.twenty, routing.fields.mautic, routing.segments
-    when = event.timestamp.astimezone(UTC)
+    mf, seg = routing.fields.mautic, routing.segments
     plan_segments = [s for ids in seg.plans.values() for s in ids]
     leaving = list(dict.fromkeys([*seg.active, *plan_segments]))
-    person = _fields((tw.churn_reason, event.reason), (tw.churned_at, when.isoformat()))
-    contact = {
-        "email": event.email,
-        # Mautic date-time fields take "Y-m-d H:i:s" (UTC here).
-        **_fields(
-            (mf.churn_reason, event.reason),
-            (mf.churned_at, when.strftime("%Y-%m-%d %H:%M:%S")),
-        ),
-    }
+    person, contact = churn_values(event, routing)
     return [
         _upsert_person(person_body(event.email, None, person)),
         _upsert_contact(contact, mf.consent, Consent.ON_RECORD),

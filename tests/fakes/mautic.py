@@ -205,6 +205,8 @@ class FakeMautic(FakeService):
         self.campaign_members: dict[int, set[int]] = {cid: set() for cid in self.campaigns}
         self.campaign_removed: set[tuple[int, int]] = set()
         self.campaign_rotations: dict[tuple[int, int], int] = {}
+        # Emails Mautic refuses to save (its own validation, say), with its message.
+        self.refused: dict[str, str] = {}
         self.issued_tokens: dict[str, str] = {}  # access token -> client id
         self.expired_tokens: set[str] = set()
         self._ids = itertools.count(1)
@@ -421,6 +423,8 @@ class FakeMautic(FakeService):
             raise Reject(400, f"FakeMautic does not model {unmodelled[0]!r}")
         self._dnc_changes(body)  # a bad reason rejects before a contact is created
         email = body.get("email")
+        if isinstance(email, str) and email.strip().lower() in self.refused:
+            raise Reject(422, self.refused[email.strip().lower()])
         existing = self.contact_by_email(email) if isinstance(email, str) and email else None
         contact = existing or self._new_contact()
         self._write(contact, body)

@@ -56,6 +56,7 @@ class FakeWindmill(FakeService):
         self.jobs: dict[str, dict[str, Any]] = {}  # every job created, by id
         self.completed: list[dict[str, Any]] = []  # CompletedJob items, as the list shows them
         self.progress: dict[str, list[int]] = {}
+        self.s3: dict[str, bytes] = {}  # the workspace's object storage, by file key
         self.clock = lambda: datetime.now(UTC)
         ws = rf"/api/w/{re.escape(workspace)}"
         self._routes += [
@@ -66,6 +67,7 @@ class FakeWindmill(FakeService):
                 ("GET", "/jobs/completed/list", self.list_completed),
                 ("GET", "/jobs_u/get/(?P<job_id>[^/]+)", self.get_job),
                 ("POST", "/job_metrics/set_progress/(?P<job_id>[^/]+)", self.set_progress),
+                ("GET", "/job_helpers/download_s3_file", self.download_s3_file),
             ]
         ]
 
@@ -164,6 +166,13 @@ class FakeWindmill(FakeService):
     def set_progress(self, request: httpx.Request, job_id: str) -> httpx.Response:
         self.progress.setdefault(job_id, []).append(int(read_body(request)["percent"]))
         return text_response(200, "progress set")
+
+    def download_s3_file(self, request: httpx.Request) -> httpx.Response:
+        """job_helpers/download_s3_file: the object's bytes, streamed (wmill's S3 reader)."""
+        key = request.url.params.get("file_key", "")
+        if key not in self.s3:
+            raise Reject(404, f"file {key} not found in the workspace storage")
+        return httpx.Response(200, content=self.s3[key])
 
     def whoami(self, request: httpx.Request) -> httpx.Response:
         """UserInfo: `folders` holds the folders the user may write in."""
