@@ -173,7 +173,7 @@ def _distinct(messages: list[dict]) -> set[str]:
     return {json.dumps(m["blocks"][1]["fields"]) for m in messages}
 
 
-def _no_queue(self, path, args, *, delay, job_id):
+def _no_queue(self, path, args, **_):
     raise http_client.ServiceError("Windmill", "queue", "no later attempts before this change")
 
 

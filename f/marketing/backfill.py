@@ -16,6 +16,8 @@ file already done is not applied twice.
 
 import hashlib
 import io
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -199,31 +201,59 @@ class _Run:
             segments = Segments.resolve(self.mautic, self.twenty, self.settings.routing)
             applier = Applier(self.twenty, self.mautic, self.settings.routing, segments,
                               campaigns=self.campaigns)  # fmt: skip
-            progress = Progress(scan.rows)
             remaining = (u for u in users if u.number > self.resumed_from)
-            began, applied = time.monotonic(), 0
-            while chunk := list(islice(remaining, CHUNK)):
-                if self.dry_run:
-                    applier.estimate(chunk, self.tally)
-                else:
-                    applier.apply(chunk, self.tally)
-                self.rows_done = chunk[-1].number
-                applied += len(chunk)
-                self._save(complete=False)
-                progress.show(self.rows_done)
-                self._log(applied, began, scan)
+            chunks = iter(lambda: list(islice(remaining, CHUNK)), [])
+            done = _Done(self, scan)
+            if self.dry_run:
+                for chunk in chunks:
+                    applier.estimate(chunk, tally := Tally())
+                    done.chunk(chunk, tally)
+            else:
+                self._pipelined(chunks, applier, done)
             self.rows_done = scan.rows
             self._save(complete=True)
         except MarketingError as exc:
-            done = f"rows 1 to {self.rows_done}" if self.rows_done else "no row"
+            done_rows = f"rows 1 to {self.rows_done}" if self.rows_done else "no row"
             raise JobFailed(
-                f"{exc}\nDone: {done} (checkpoint {self.path}). Not done: the rows after it; "
+                f"{exc}\nDone: {done_rows} (checkpoint {self.path}). Not done: the rows after it; "
                 f"run the backfill again on the same file to resume there.",
                 {"rows_done": self.rows_done, **self.tally.as_dict()},
             ) from None
         finally:
             self.twenty.http.close()
             self.mautic.http.close()
+
+    def _pipelined(self, chunks: Iterator[list[User]], applier: Applier, done: "_Done") -> None:
+        """Twenty's part of a chunk, then Mautic's in a second thread while Twenty does the
+        next one: each service waits on its own pace, not on the other's. A chunk counts as
+        done (checkpointed) once Mautic's part ends; Twenty is never more than two ahead."""
+        handoff: queue.Queue[tuple[list[User], list[User], Tally] | None] = queue.Queue(1)
+        failed: list[BaseException] = []
+
+        def mautic_part() -> None:
+            while (item := handoff.get()) is not None:
+                if failed:
+                    continue  # drain, so that the Twenty side never blocks on a full queue
+                chunk, took, tally = item
+                try:
+                    applier.to_mautic(took, tally)
+                    done.chunk(chunk, tally)
+                except BaseException as exc:  # handed over to the main thread
+                    failed.append(exc)
+
+        worker = threading.Thread(target=mautic_part, name="backfill-mautic", daemon=True)
+        worker.start()
+        try:
+            for chunk in chunks:
+                if failed:
+                    break
+                tally = Tally()  # a chunk's counts join the run's once the chunk is done
+                handoff.put((chunk, applier.to_twenty(chunk, tally), tally))
+        finally:
+            handoff.put(None)
+            worker.join()
+        if failed:
+            raise failed[0]
 
     def _save(self, *, complete: bool) -> None:
         if self.dry_run:
@@ -236,16 +266,6 @@ class _Run:
             self._written = True
             if not self.resources.create(self.path, value, "state"):
                 self.resources.update(self.path, value)
-
-    def _log(self, applied: int, began: float, scan: _Scan) -> None:
-        minutes = max(time.monotonic() - began, 1e-9) / 60
-        rate = applied / minutes
-        left = max(0, scan.rows - self.rows_done)
-        eta = f", about {left / rate:.1f} min left" if rate and left else ""
-        log.info(
-            "rows %d/%d (%d%%), %.0f rows/min%s",
-            self.rows_done, scan.rows, self.rows_done * 100 // max(scan.rows, 1), rate, eta,
-        )  # fmt: skip
 
     def result(
         self, source: _Source, scan: _Scan, started: float, *, already_done: bool = False
@@ -280,6 +300,30 @@ class _Run:
                 "seconds at the rate limits": round(minutes * 60),
             }
         return result
+
+
+class _Done:
+    """After each chunk: the checkpoint, Windmill's progress bar and a log line."""
+
+    def __init__(self, run: _Run, scan: _Scan) -> None:
+        self.run, self.scan = run, scan
+        self.progress = Progress(scan.rows)
+        self.began, self.rows = time.monotonic(), 0
+
+    def chunk(self, chunk: list[User], tally: Tally) -> None:
+        run, scan = self.run, self.scan
+        run.tally.merge(tally)
+        run.rows_done = chunk[-1].number
+        self.rows += len(chunk)
+        run._save(complete=False)
+        self.progress.show(run.rows_done)
+        rate = self.rows / max(time.monotonic() - self.began, 1e-9) * 60
+        left = max(0, scan.rows - run.rows_done)
+        eta = f", about {left / rate:.1f} min left" if rate and left else ""
+        log.info(
+            "rows %d/%d (%d%%), %.0f rows/min%s",
+            run.rows_done, scan.rows, run.rows_done * 100 // max(scan.rows, 1), rate, eta,
+        )  # fmt: skip
 
 
 def _post_summary(settings: Settings, result: dict) -> None:

@@ -35,7 +35,7 @@ MAX_LISTED = 200  # failures and skips listed in the result; the counts count th
 
 @dataclass
 class Tally:
-    """What a run did, summed over its chunks; also what a checkpoint keeps."""
+    """What a chunk did, or a run (the sum of its chunks): also what a checkpoint keeps."""
 
     counts: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -48,6 +48,11 @@ class Tally:
         self.add(what)
         if len(self.problems) < MAX_LISTED:
             self.problems.append(text)
+
+    def merge(self, other: "Tally") -> None:
+        for what, n in other.counts.items():
+            self.add(what, n)
+        self.problems += other.problems[: MAX_LISTED - len(self.problems)]
 
     def as_dict(self) -> dict[str, Any]:
         return {"counts": dict(self.counts), "problems": list(self.problems)}
@@ -103,11 +108,18 @@ class Applier:
     # --- the real run ---------------------------------------------------------------------
 
     def apply(self, users: list[User], tally: Tally) -> None:
+        self.to_mautic(self.to_twenty(users, tally), tally)
+
+    def to_twenty(self, users: list[User], tally: Tally) -> list[User]:
+        """Twenty's part of a chunk; the users it took, for Mautic's part (a run may do the
+        two parts of successive chunks at the same time: they use different services)."""
         users = _last_per_email(users, tally)
         people = self._twenty(users, tally)
-        done = [u for u in users if u.email in people]
-        contacts = self._mautic(done, tally)
-        self._segments_and_campaigns(done, contacts, tally)
+        return [u for u in users if u.email in people]
+
+    def to_mautic(self, users: list[User], tally: Tally) -> None:
+        contacts = self._mautic(users, tally)
+        self._segments_and_campaigns(users, contacts, tally)
 
     def _twenty(self, users: list[User], tally: Tally) -> dict[str, PersonOutcome]:
         bodies = [(user, self.person(user)) for user in users]

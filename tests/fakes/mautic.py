@@ -201,6 +201,7 @@ class FakeMautic(FakeService):
         self._segment_ids = itertools.count(max(self.segments, default=0) + 1)
         self.rate_limit = rate_limit
         self.contacts: dict[int, dict] = {}
+        self._by_email: dict[str, list[int]] = {}  # an index, as the database's on email
         self.segment_members: dict[int, set[int]] = {sid: set() for sid in self.segments}
         self.campaign_members: dict[int, set[int]] = {cid: set() for cid in self.campaigns}
         self.campaign_removed: set[tuple[int, int]] = set()
@@ -225,10 +226,15 @@ class FakeMautic(FakeService):
         wanted = email.strip().lower()
         matches = [
             c
-            for c in self.contacts.values()
-            if str(c["fields"].get("email") or "").strip().lower() == wanted
+            for c in (self.contacts.get(i) for i in self._by_email.get(wanted, ()))
+            if c is not None and str(c["fields"].get("email") or "").strip().lower() == wanted
         ]
         return max(matches, key=lambda c: (c["dateAdded"], c["id"]), default=None)
+
+    def _index(self, contact: dict) -> None:
+        email = str(contact["fields"].get("email") or "").strip().lower()
+        if email and contact["id"] not in self._by_email.get(email, []):
+            self._by_email.setdefault(email, []).append(contact["id"])
 
     def add_contact(
         self,
@@ -243,6 +249,7 @@ class FakeMautic(FakeService):
         """Seed a contact directly (no request logged); returns its id."""
         contact = self._new_contact(date_added)
         contact["fields"].update(email=email, **fields)
+        self._index(contact)
         contact["dnc"] = [dict(entry) for entry in dnc or []]
         for segment_id in segments:
             self.segment_members.setdefault(segment_id, set()).add(contact["id"])
@@ -372,6 +379,7 @@ class FakeMautic(FakeService):
             if _is_zero(value):
                 continue
             contact["fields"][alias] = value
+        self._index(contact)
         for channel, reason, comments in dnc_changes:
             if reason == 0:  # inline, reason 0 (contactable) lifts the entry
                 self._remove_dnc(contact, channel)

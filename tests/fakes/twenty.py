@@ -140,6 +140,7 @@ class FakeTwenty(FakeService):
         self.clock = clock or self._utc_now
         self.batch_key = batch_key  # "people" mimics servers before createPeople
         self.people: dict[str, dict] = {}
+        self._by_email: dict[str, list[str]] = {}  # the unique index on primaryEmail
         self._tokens = float(rate_limit or 0)
         self._refilled_at = monotonic()
         self._last_now: datetime | None = None
@@ -149,8 +150,9 @@ class FakeTwenty(FakeService):
     def person_by_email(self, email: str) -> dict | None:
         """The stored person with this primary email (lowercased), soft-deleted included."""
         wanted = email.strip().lower()
-        for person in self.people.values():
-            if person["emails"]["primaryEmail"] == wanted:
+        for person_id in self._by_email.get(wanted, ()):
+            person = self.people.get(person_id)
+            if person is not None and person["emails"]["primaryEmail"] == wanted:
                 return person
         return None
 
@@ -348,6 +350,7 @@ class FakeTwenty(FakeService):
         }
         self._apply(person, body)
         self.people[person["id"]] = person
+        self._by_email.setdefault(person["emails"]["primaryEmail"], []).append(person["id"])
         return person
 
     def _apply(self, person: dict, body: dict) -> None:
@@ -443,15 +446,17 @@ class FakeTwenty(FakeService):
         emails = [b["emails"]["primaryEmail"] for b in fresh if b.get("emails")]
         if len(emails) != len(set(emails)):
             raise Reject(400, "A duplicate entry was detected. Please check your data.")
-        snapshot = copy.deepcopy(self.people)
+        before = [copy.deepcopy(self._email_owner(b)) for b in matched]
+        written: list[dict] = []
         try:
-            updated = [self._create(b, upsert) for b in matched]
-            inserted = [self._create(b, upsert) for b in fresh]
-        except Reject:
-            self.people.clear()
-            self.people.update(snapshot)
+            for body in [*matched, *fresh]:  # updates first, then inserts, as Twenty does
+                written.append(self._create(body, upsert))
+        except Reject:  # all or nothing: put back what this batch changed
+            for person in written:
+                self.people.pop(person["id"], None)
+            self.people.update({old["id"]: old for old in before if old is not None})
             raise
-        unique = list({id(p): p for p in updated + inserted}.values())
+        unique = list({id(p): p for p in written}.values())
         return json_response(201, {"data": {self.batch_key: copy.deepcopy(unique)}})
 
     def create_person(self, request: httpx.Request) -> httpx.Response:
