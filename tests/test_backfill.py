@@ -121,10 +121,18 @@ def test_consent_given_now_lifts_our_do_not_contact_only(services, unpaced):
 
 def test_a_churned_row_records_the_churn_and_moves_to_the_churned_segment(services, unpaced):
     jane = services.mautic.add_contact("jane@acme.com", segments=[1, 3])
-    run(csv_file("jane@acme.com,Jane,pro,ads,yes,yes,too expensive"))
+    run(
+        HEADER.replace("\n", ",churned_at\n").encode()
+        + b"jane@acme.com,Jane,pro,ads,yes,yes,too expensive,2026-10-01T09:00:00Z\n"
+        + b"john@acme.com,John,pro,ads,yes,yes,,\n"
+    )
     person = services.twenty.person_by_email("jane@acme.com")
-    assert person["churnReason"] == "too expensive" and person["churnedAt"]
+    assert person["churnReason"] == "too expensive"
+    assert person["churnedAt"].startswith("2026-10-01T09:00:00")
     assert services.mautic.contacts[jane]["fields"]["churn_reason"] == "too expensive"
+    assert services.mautic.contacts[jane]["fields"]["churned_at"] == "2026-10-01 09:00:00"
+    john = services.twenty.person_by_email("john@acme.com")
+    assert john["churnedAt"] is None, "no date in the file: none made up"
     members = services.mautic.segment_members
     assert jane in members[5] and jane not in members[1] and jane not in members[3]
 
@@ -288,12 +296,14 @@ def test_a_second_run_over_the_same_file_changes_nothing(services, unpaced):
 
 
 def test_a_restart_applies_again_and_changes_nothing_either(services, unpaced):
-    file = csv_file(*users(50), "ann@acme.com,Ann,pro,ads,no,,")
+    file = csv_file(
+        *users(50), "ann@acme.com,Ann,pro,ads,no,,", "bob@acme.com,Bob,pro,ads,yes,yes,price"
+    )
     run(file)
     before = _state(services)
     result = run(file, restart=True)
     assert _state(services) == before
-    assert result["counts"]["twenty updated"] == 51 and result["counts"]["mautic updated"] == 51
+    assert result["counts"]["twenty updated"] == 52 and result["counts"]["mautic updated"] == 52
     assert "do-not-contact marked" not in result["counts"]
 
 

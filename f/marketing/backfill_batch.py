@@ -268,13 +268,15 @@ class Applier:
     def person(self, user: User) -> dict[str, Any]:
         fields, _ = registration_values(user.registered, self.routing)
         if user.churned:
-            fields |= churn_values(user.churned, self.routing)[0]
+            churn = churn_values(user.churned, self.routing)[0]
+            fields |= _undated(churn, user, self.routing.fields.twenty.churned_at)
         return person_body(user.email, user.registered.name, fields)
 
     def contact(self, user: User) -> dict[str, Any]:
         _, values = registration_values(user.registered, self.routing)
         if user.churned:
-            values |= churn_values(user.churned, self.routing)[1]
+            churn = churn_values(user.churned, self.routing)[1]
+            values |= _undated(churn, user, self.routing.fields.mautic.churned_at)
         return values
 
     def find_contacts(self, emails: list[str]) -> dict[str, Contact]:
@@ -282,6 +284,13 @@ class Applier:
         for start in range(0, len(emails), LOOKUP):
             found |= self.mautic.find_contacts(emails[start : start + LOOKUP])
         return found
+
+
+def _undated(values: dict[str, Any], user: User, date_field: str | None) -> dict[str, Any]:
+    """A churn the file gives no date for writes none (the run's time would be made up)."""
+    if user.churn_dated or date_field is None:
+        return values
+    return {k: v for k, v in values.items() if k != date_field}
 
 
 def _consent(user: User, contact: Contact) -> bool:

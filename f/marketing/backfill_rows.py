@@ -48,6 +48,8 @@ class User:
     number: int
     registered: UserRegistered
     churned: UserChurned | None = None
+    # Without a churned_at the contract gets the run's time, but no churn date is written.
+    churn_dated: bool = True
 
     @property
     def email(self) -> str:
@@ -123,7 +125,8 @@ def check_row(number: int, record: Any, now: datetime) -> User | BadRow:
         problems.append("reason: given for a user who has not churned")
     if problems or not isinstance(registered, UserRegistered):
         return BadRow(number, list(dict.fromkeys(problems)))
-    return User(number, registered, churn if isinstance(churn, UserChurned) else None)
+    churn = churn if isinstance(churn, UserChurned) else None
+    return User(number, registered, churn, churn_dated=row.get("churned_at") is not None)
 
 
 def _event(body: dict[str, Any], problems: list[str], skip: set[str] = frozenset()) -> Any:
