@@ -181,12 +181,6 @@ class _Run:
             "twenty": Pacer(limits.twenty_per_minute),
             "mautic": Pacer(limits.mautic_per_minute),
         }
-        self.twenty = TwentyClient.from_settings(
-            settings.twenty, POLICY, before_each=self.pacers["twenty"]
-        )
-        self.mautic = MauticClient.from_settings(
-            settings.mautic, POLICY, before_each=self.pacers["mautic"]
-        )
         self.campaigns = campaigns
         self.checkpoint: dict[str, Any] = {} if dry_run else (resources.get(path) or {})
         self.tally = Tally.from_dict(self.checkpoint.get("tally") or {})
@@ -197,6 +191,13 @@ class _Run:
     def apply(self, users: Iterator[User], scan: _Scan, *, restart: bool) -> None:
         if restart:
             self.tally, self.resumed_from, self.rows_done = Tally(), 0, 0
+        # Made here, not before: a file already applied needs no connection at all.
+        self.twenty = TwentyClient.from_settings(
+            self.settings.twenty, POLICY, before_each=self.pacers["twenty"]
+        )
+        self.mautic = MauticClient.from_settings(
+            self.settings.mautic, POLICY, before_each=self.pacers["mautic"]
+        )
         try:
             segments = Segments.resolve(self.mautic, self.twenty, self.settings.routing)
             applier = Applier(self.twenty, self.mautic, self.settings.routing, segments,

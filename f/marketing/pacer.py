@@ -19,7 +19,6 @@ class Pacer:
         # Looked up at each call, not here, so that a test can stand in for time itself.
         self.clock, self.sleep = clock, sleep
         self.calls = 0
-        self.waited = 0.0
         self._next = float("-inf")
 
     def __call__(self, *_: object) -> None:
@@ -27,7 +26,6 @@ class Pacer:
         now = (self.clock or time.monotonic)()
         if now < self._next:
             (self.sleep or time.sleep)(self._next - now)
-            self.waited += self._next - now
             now = self._next
         self._next = now + self.interval
         self.calls += 1

@@ -16,7 +16,6 @@ resources.rs, backend/windmill-common/src/error.rs):
 Local runs with WM_MOCKED_API_FILE are served from that file, as wmill serves them.
 """
 
-import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ import httpx
 
 from f.marketing.errors import ConfigError, ServiceError
 from f.marketing.http_client import DEFAULT_POLICY, ServiceHttp, plain_error
+from f.marketing.job_log import log
 
 _job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
 
@@ -299,4 +299,4 @@ class Progress:
         try:
             wmill.set_progress(percent, job_id=current_job_id() or None)
         except Exception as exc:
-            logging.getLogger("f.marketing").warning("progress not shown: %s", type(exc).__name__)
+            log.warning("progress not shown: %s", type(exc).__name__)
