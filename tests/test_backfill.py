@@ -206,6 +206,28 @@ def test_an_item_mautic_refuses_is_reported_and_the_others_go_on(services, unpac
     assert len(services.twenty.people) == 10
 
 
+@pytest.mark.parametrize(
+    "refused",
+    [[0], [0, 1, 2], list(range(10))],
+    ids=["the-first", "the-first-three", "all"],
+)
+def test_refused_first_items_come_back_as_a_php_list_and_the_chunk_still_completes(
+    services, unpaced, refused
+):
+    """PHP writes `errors` as a JSON list when exactly the first items failed (#9243)."""
+    for i in refused:
+        services.mautic.refused[f"user{i}@acme.com"] = "email: This email is on the blocklist."
+    result = run(csv_file(*users(10)))
+    assert result["counts"]["failed"] == len(refused)
+    assert result["problems"] == [
+        f"row {i + 1}: mautic: HTTP 422: email: This email is on the blocklist." for i in refused
+    ]
+    assert len(services.mautic.contacts) == 10 - len(refused)
+    assert result["counts"].get("mautic created", 0) == 10 - len(refused)
+    again = run(csv_file(*users(10)))
+    assert again.get("already_done") is True, "the chunk was checkpointed, not stuck"
+
+
 def test_the_same_email_twice_in_a_file_the_later_row_wins(services, unpaced):
     result = run(csv_file("jane@acme.com,Jane,free,ads,yes,,", "jane@acme.com,Jane,pro,ads,yes,,"))
     assert services.twenty.person_by_email("jane@acme.com")["subscriptionPlan"] == "pro"

@@ -452,6 +452,53 @@ def test_mautic_campaign_member_list_leaves_out_manual_removals(mautic, mc):
     assert mautic.campaign_rotations[(10, jane)] == 2
 
 
+def membership(campaign: int, contact: int) -> dict[str, str | int]:
+    """The campaign_leads stats query for one contact (what MauticClient.in_campaign sends)."""
+    where = [("campaign_id", campaign), ("lead_id", contact), ("manually_removed", 0)]
+    params: dict[str, str | int] = {"limit": 1}
+    for i, (col, val) in enumerate(where):
+        params |= {f"where[{i}][col]": col, f"where[{i}][expr]": "eq", f"where[{i}][val]": val}
+    return params
+
+
+@pytest.mark.parametrize("mautic6", [False, True], ids=["mautic5", "mautic6"])
+def test_mautic_campaign_leads_stats_show_membership_on_5_and_6(router, mautic6):
+    mautic = FakeMautic(mautic6=mautic6)
+    mautic.mount(router)
+    mautic.campaigns[10].update(published=False, owner="someone-else")
+    mautic.permissions = {"lead:leads:create", "lead:leads:editother"}  # no campaign access
+    jane = mautic.add_contact("jane@acme.com", campaigns=[10])
+    john = mautic.add_contact("john@acme.com", campaigns=[10])
+    with httpx.Client(base_url=mautic.base_url, headers=MAUTIC_AUTH) as mc:
+        mc.post(f"/api/campaigns/10/contact/{john}/remove")
+        member = mc.get("/api/stats/campaign_leads", params=membership(10, jane)).json()
+        removed = mc.get("/api/stats/campaign_leads", params=membership(10, john)).json()
+        elsewhere = mc.get("/api/stats/campaign_leads", params=membership(11, jane)).json()
+        unknown = mc.get("/api/stats/no_such_table").json()
+        mautic.permissions = set()
+        denied = mc.get("/api/stats/campaign_leads", params=membership(10, jane))
+    assert member["total"] == "1" and member["stats"][0]["lead_id"] == str(jane)
+    assert removed == {"total": "0", "stats": []} and elsewhere == {"total": "0", "stats": []}
+    assert "availableTables" in unknown and "total" not in unknown
+    assert denied.status_code == 200 and "view permission" in denied.json()["errors"][0]["message"]
+
+
+def test_mautic_6_refuses_a_where_on_the_campaign_member_list(router):
+    mautic = FakeMautic(mautic6=True)
+    mautic.mount(router)
+    jane = mautic.add_contact("jane@acme.com", campaigns=[10])
+    with httpx.Client(base_url=mautic.base_url, headers=MAUTIC_AUTH) as mc:
+        where = {"where[0][col]": "lead_id", "where[0][expr]": "eq", "where[0][val]": jane}
+        refused = mc.get("/api/campaigns/10/contacts", params=where)
+        plain = mc.get("/api/campaigns/10/contacts")
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["message"] == (
+        'Input value "where" contains a non-scalar value.'
+    )
+    assert refused.headers["Mautic-Version"].startswith("6.")
+    assert plain.json()["total"] == "1"
+
+
 def test_mautic_campaign_member_list_answers_a_bad_column_as_200_with_errors(mautic, mc):
     reply = mc.get(
         "/api/campaigns/10/contacts",
@@ -484,10 +531,41 @@ def test_mautic_batch_new_reports_each_item(mautic, mc):
     )
     assert reply.status_code == 201 and reply.json()["statusCodes"] == [201, 200, 200]
     assert len(mautic.contacts) == 2
-    bad = [{"email": "a@acme.com"}, {"email": "b@acme.com", "doNotContact": [{"reason": "x"}]}]
-    reply = mc.post("/api/contacts/batch/new", json=bad).json()
-    assert reply["statusCodes"] == [201, 400] and set(reply["contacts"]) == {"0"}
-    assert reply["errors"]["1"]["message"] == "Invalid reason code given"
+
+
+def test_mautic_batch_replies_are_php_arrays_a_list_when_keyed_from_zero(mautic, mc):
+    """json_encode writes an array keyed 0..k as a list, any other as an object (#9243)."""
+    bad = {"doNotContact": [{"reason": "x"}]}
+    last_fails = [{"email": "a@acme.com"}, {"email": "b@acme.com", **bad}]
+    reply = mc.post("/api/contacts/batch/new", json=last_fails).json()
+    assert reply["statusCodes"] == [201, 400]
+    assert isinstance(reply["contacts"], list) and len(reply["contacts"]) == 1
+    assert reply["errors"] == {"1": {"message": "Invalid reason code given", "code": 400,
+                                     "type": "api"}}  # fmt: skip
+    first_fails = [{"email": "c@acme.com", **bad}, {"email": "d@acme.com"}]
+    reply = mc.post("/api/contacts/batch/new", json=first_fails).json()
+    assert reply["errors"] == [{"message": "Invalid reason code given", "code": 400,
+                                "type": "api"}]  # fmt: skip
+    assert list(reply["contacts"]) == ["1"]
+
+
+def test_mautic_contact_upserts_need_the_create_permission_even_for_a_known_email(mautic, mc):
+    mautic.add_contact("old@acme.com")
+    mautic.permissions.discard("lead:leads:create")
+    for path, body in [
+        ("/api/contacts/new", {"email": "old@acme.com"}),
+        ("/api/contacts/batch/new", [{"email": "old@acme.com"}]),
+    ]:
+        reply = mc.post(path, json=body)
+        assert reply.status_code == 403, path
+        assert reply.json()["errors"][0]["message"] == (
+            "You do not have access to the requested area/action."
+        )
+    mautic.permissions = {"lead:leads:create", "lead:leads:viewother"}
+    reply = mc.post(
+        "/api/contacts/batch/new", json=[{"email": "old@acme.com"}, {"email": "n@a.co"}]
+    )
+    assert reply.json()["statusCodes"] == [403, 201], "an existing contact needs edit access"
 
 
 def test_mautic_bulk_segment_add(mautic, mc):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from f.marketing.errors import SetupIncomplete
+from f.marketing.errors import JobFailed, SetupIncomplete
 from f.marketing.handle_user_event import main as handle
 from f.marketing.setup import main as setup
 from tests.conftest import run_as_webhook
@@ -119,7 +119,9 @@ def test_a_restricted_mautic_api_user_is_reported_not_silently_accepted(fresh):
         setup(apply=True)
     failed = failing(caught.value.result)
     assert "mautic permission lead:lists:viewother" in failed
-    assert "mautic permission campaign:campaigns:viewother" in failed
+    assert "mautic permission lead:leads:create" in failed
+    status = statuses(caught.value.result)
+    assert status["mautic permission campaign:campaigns:viewother"] == "warning"
     fixes = {c["fix"] for c in caught.value.result["checks"] if c["status"] == "failed"}
     assert (
         "give the API user's role Segments: View Others (to use segments other users made)" in fixes
@@ -142,9 +144,38 @@ def test_mautic_segments_and_campaigns_are_checked_as_the_api_user_sees_them(ser
     failed, status = failing(result), statuses(result)
     assert "unpublished" in failed["mautic segment 3"]
     assert failed["mautic segment 77"] == "does not exist"
-    assert "HTTP 403" in failed["mautic winback campaign 12"]
+    # Events check membership without campaign access; only setup's read of its settings fails.
+    assert "mautic winback campaign 12" not in failed
+    assert status["mautic winback campaign 12"] == "warning"
+    assert status["mautic permission campaign:campaigns:viewother"] == "warning"
     assert status["mautic onboarding campaign 10"] == "warning"  # allows restarts
     assert status["mautic upgrade campaign 11"] == "warning"  # unpublished, allows restarts
+
+
+def test_an_api_user_without_contacts_create_is_a_blocking_failure(services, windmill):
+    """contacts/new needs Contacts: Create even for a known email: every event would fail."""
+    services.mautic.permissions.discard("lead:leads:create")
+    result = run_setup()
+    assert result["ok"] is False
+    failed = failing(result)
+    assert failed["mautic permission lead:leads:create"] == "not granted"
+    fix = next(c["fix"] for c in result["checks"] if c["subject"].endswith("lead:leads:create"))
+    assert fix.startswith("give the API user's role Contacts: Create")
+    with pytest.raises(JobFailed) as caught:
+        run_as_webhook(
+            handle, json.loads(Path("scripts/examples/user_registered.json").read_text())
+        )
+    assert "mautic upsert contact failed (HTTP 403)" in str(caught.value)
+
+
+@pytest.mark.parametrize("mautic6", [False, True], ids=["mautic5", "mautic6"])
+def test_campaigns_pass_the_membership_check_on_mautic_5_and_6(services, windmill, mautic6):
+    services.mautic.mautic6 = mautic6
+    result = run_setup()
+    status = statuses(result)
+    assert [status[f"mautic {p} campaign {c}"] for p, c in
+            [("onboarding", 10), ("upgrade", 11), ("winback", 12)]] == ["warning"] * 3  # fmt: skip
+    assert not [k for k in failing(result) if "campaign" in k]
 
 
 def test_a_twenty_server_that_ignores_upsert_is_reported(fresh):

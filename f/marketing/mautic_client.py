@@ -9,11 +9,13 @@ Facts relied on (mautic/mautic 5.1; README, "API facts relied on"):
   So we only ever add ours to a contact that has none.
 - Segment add/remove answer 403 for a segment the API user may not use (unpublished, or
   another user's without lead:lists:viewother): LeadBundle/Controller/Api/ListApiController.php.
+- `contacts/new` and `contacts/batch/new` need Contacts: Create (`lead:leads:create`) even
+  when the email matches a contact (CommonApiController::newEntityAction, newEntitiesAction).
 - Campaign add answers `{"success": 1}` even for a member, and re-adding a member of a
-  campaign that allows restarts sends its sequence again. Membership is read from
-  `GET /api/campaigns/{id}/contacts` (CampaignApiController::getContactsAction), which lists
-  members in any publish state and answers 403 without view access to the campaign, where
-  `GET /api/contacts/{id}/campaigns` silently hides unpublished and other users' campaigns.
+  campaign that allows restarts sends its sequence again. Membership is read from the
+  `campaign_leads` stats table (`GET /api/stats/campaign_leads`, StatsApiController::listAction
+  with CampaignBundle's StatsSubscriber: rows in any publish state, for any API user who may
+  view contacts); its failures come as HTTP 200 with `errors`.
 - Errors are `{"errors": [{"code", "message", ...}]}`, and some 2xx replies carry them too.
 - OAuth2 access tokens live 60 minutes; a 401 means fetch a new one, once.
 """
@@ -40,11 +42,6 @@ SEGMENT_ACCESS_HINT = (
     "segment {id} is unpublished, or the Mautic API user may not use it: publish it and set "
     "'Visible to other users', or give the API user's role Segments: View Others "
     "(lead:lists:viewother)"
-)
-CAMPAIGN_ACCESS_HINT = (
-    "the Mautic API user may not view campaign {id}, so membership cannot be checked and a "
-    "campaign that allows restarts would send its sequence again: give the API user's role "
-    "Campaigns: View Others (campaign:campaigns:viewother)"
 )
 
 
@@ -169,17 +166,17 @@ class MauticClient:
 
         def read(response: httpx.Response) -> list[Contact | str]:
             reply = response.json()
-            codes, errors = reply["statusCodes"], reply.get("errors") or {}
-            listed = reply.get("contacts") or []
-            by_index = listed if isinstance(listed, dict) else dict(enumerate(listed))
+            codes = _by_index(reply["statusCodes"])
+            errors, listed = _by_index(reply.get("errors")), _by_index(reply.get("contacts"))
             outcomes: list[Contact | str] = []
             for index, body in enumerate(bodies):
-                data = by_index.get(str(index), by_index.get(index))
-                if codes[index] in (200, 201) and isinstance(data, dict):
-                    outcomes.append(_contact(data, created=codes[index] == 201, sent=body))
+                data, code = listed.get(index), int(codes[index])
+                if code in (200, 201) and isinstance(data, dict):
+                    outcomes.append(_contact(data, created=code == 201, sent=body))
                 else:
-                    error = errors.get(str(index)) or {}
-                    outcomes.append(f"HTTP {codes[index]}: {error.get('message') or 'failed'}")
+                    error = errors.get(index)
+                    said = error.get("message") if isinstance(error, dict) else None
+                    outcomes.append(f"HTTP {code}: {said or 'failed'}")
             return outcomes
 
         return self._call(
@@ -227,23 +224,35 @@ class MauticClient:
     def in_campaign(self, campaign_id: int, contact_id: int) -> bool:
         """Whether the contact is a member (manual removals count as not), in any publish state.
 
-        Fails loudly (403) where the API user may not view the campaign, rather than answering
-        "not a member" as `GET /api/contacts/{id}/campaigns` would.
+        Read from the campaign_leads stats table, which answers alike on Mautic 5 and 6 and
+        sees every member whoever built the campaign. `GET /api/campaigns/{id}/contacts` with a
+        `where` is a 400 on Mautic 6, and `GET /api/contacts/{id}/campaigns` hides unpublished
+        campaigns and other users' ones.
         """
         params = {
-            "where[0][col]": "lead_id",
+            "where[0][col]": "campaign_id",
             "where[0][expr]": "eq",
-            "where[0][val]": str(contact_id),
+            "where[0][val]": str(campaign_id),
+            "where[1][col]": "lead_id",
+            "where[1][expr]": "eq",
+            "where[1][val]": str(contact_id),
+            "where[2][col]": "manually_removed",
+            "where[2][expr]": "eq",
+            "where[2][val]": "0",
             "limit": "1",
         }
-        return self._call(
-            "GET",
-            f"/api/campaigns/{campaign_id}/contacts",
-            action=f"check campaign {campaign_id} membership",
-            params=params,
-            read=lambda response: int(response.json()["total"]) > 0,
-            hint_403=CAMPAIGN_ACCESS_HINT.format(id=campaign_id),
-        )
+        action = f"check campaign {campaign_id} membership"
+
+        def read(response: httpx.Response) -> bool:
+            reply = response.json()
+            if "total" not in reply and "availableTables" in reply:
+                raise ServiceError(
+                    "Mautic", action, "this Mautic has no campaign_leads stats table to read"
+                )
+            return int(reply["total"]) > 0
+
+        return self._call("GET", "/api/stats/campaign_leads", action=action, params=params,
+                          read=read)  # fmt: skip
 
     def add_to_segment(self, segment_id: int, contact_id: int) -> None:
         self._segment(segment_id, contact_id, "add")
@@ -454,6 +463,18 @@ def _listed(body: Any, key: str) -> list[dict[str, Any]]:
     if isinstance(listing, dict):
         return [item for item in listing.values() if isinstance(item, dict)]
     return [item for item in listing or [] if isinstance(item, dict)]
+
+
+def _by_index(items: Any) -> dict[int, Any]:
+    """A batch reply's per-item array by request index. PHP writes an array keyed 0..k as a
+    JSON list and any other as an object keyed by the index as text, so `errors` is a list
+    when exactly the first items failed, and `contacts` an object when any but the last did
+    (CommonApiController::newEntitiesAction; mautic#9243)."""
+    if isinstance(items, list):
+        return dict(enumerate(items))
+    if isinstance(items, dict):
+        return {int(key): value for key, value in items.items()}
+    return {}
 
 
 def _ids(listing: Any) -> set[int]:

@@ -34,14 +34,18 @@ MAUTIC_FIELDS = {
 }
 # What the handler's calls need, with the role setting that grants each (Settings > Roles).
 MAUTIC_PERMISSIONS = {
+    # contacts/new needs it even for a contact that exists (CommonApiController).
+    "lead:leads:create": "Contacts: Create (every upsert needs it, for existing contacts too)",
     "lead:leads:viewother": "Contacts: View Others (to find any contact)",
     "lead:leads:editother": "Contacts: Edit Others (to update any contact and its segments)",
     "lead:lists:viewother": "Segments: View Others (to use segments other users made)",
     "campaign:campaigns:viewother": (
-        "Campaigns: View Others (to check campaign membership before adding)"
+        "Campaigns: View Others (for this check to read campaigns other users built)"
     ),
     "lead:fields:view": "Custom Fields: View (for this check)",
 }
+# Only this check needs these: events work without them.
+SETUP_ONLY_PERMISSIONS = {"campaign:campaigns:viewother", "lead:fields:view"}
 OPTION_COLORS = ["blue", "green", "orange", "purple", "red", "yellow", "cyan", "pink", "gray"]
 
 
@@ -276,10 +280,12 @@ def _mautic_permissions(
     if not missing:
         report.add("mautic", "permissions", "ok", "the API user's role grants what events need")
     for permission in missing:
+        needed = permission not in SETUP_ONLY_PERMISSIONS
         report.add(
-            "mautic", f"permission {permission}", "failed", "not granted",
+            "mautic", f"permission {permission}", "failed" if needed else "warning",
+            "not granted" if needed else "not granted (events do not need it)",
             fix=f"give the API user's role {MAUTIC_PERMISSIONS[permission]}",
-            blocking=permission != "lead:fields:view",
+            blocking=needed,
         )  # fmt: skip
     return granted
 
@@ -416,13 +422,22 @@ def _mautic_campaigns(client: MauticClient, routing: Routing, report: Report) ->
             )  # fmt: skip
             continue
         subject = f"{purpose} campaign {campaign_id}"
+        if not report.attempt(
+            "mautic", subject, lambda cid=campaign_id: client.in_campaign(cid, 0)
+        ):  # the membership check events make
+            continue
         try:
             campaign = client.campaign(campaign_id)
-            if campaign is not None:
-                client.in_campaign(campaign_id, 0)  # the membership check events make
         except ServiceError as exc:
-            fix = "give the API user's role Campaigns: View Others" if exc.status == 403 else ""
-            report.add("mautic", subject, "failed", str(exc), fix=fix)
+            if exc.status != 403:
+                report.add("mautic", subject, "failed", str(exc))
+                continue
+            report.add(
+                "mautic", subject, "warning",
+                f"its settings (published, restarts) could not be read: {exc}",
+                fix="give the API user's role Campaigns: View Others, or check them in Mautic",
+                blocking=False,
+            )  # fmt: skip
             continue
         if campaign is None:
             report.add(
@@ -437,7 +452,7 @@ def _mautic_campaigns(client: MauticClient, routing: Routing, report: Report) ->
         if campaign.get("allowRestart"):
             notes.append(
                 "allows restarts: a contact added again would get the sequence again "
-                "(membership is checked first, which needs Campaigns: View Others)"
+                "(events check membership first, so they never add a member twice)"
             )
         if notes:
             report.add("mautic", subject, "warning", "; ".join(notes), blocking=False)

@@ -6,8 +6,11 @@ and silently drops unknown field aliases; blanks do not overwrite but a boolean 
 lists are objects keyed by id with a string `total`; campaign add answers success even when it
 starts the sequence again; an email do-not-contact added over another rewrites it unless it
 is an unsubscribe; segment add/remove answer 403 for a segment the API user may not use;
-and `GET /api/campaigns/{id}/contacts` answers 403 without access. Only the routes the
-product calls are served; a contact key it does not send is refused rather than half-modelled.
+`contacts/new` and `batch/new` need "Contacts: Create" even for a contact that exists; and
+`GET /api/campaigns/{id}/contacts` answers 403 without access, and 400 to any `where` on
+Mautic 6 (`mautic6=True`), where membership is read from the `campaign_leads` stats table
+instead. Only the routes the product calls are served (and the refusals of ones it must avoid);
+a contact key it does not send is refused rather than half-modelled.
 """
 
 import base64
@@ -52,6 +55,7 @@ DEFAULT_CAMPAIGNS = {
 # What a dedicated API user is given in the README; a test removes one to see the refusal.
 DEFAULT_PERMISSIONS = frozenset(
     {
+        "lead:leads:create",
         "lead:leads:editother",
         "lead:lists:viewother",
         "campaign:campaigns:viewother",
@@ -119,6 +123,18 @@ def _is_zero(value: Any) -> bool:
     )
 
 
+def php_array(items: dict[int, Any]) -> list | dict:
+    """How PHP's json_encode writes an array keyed by index: a JSON list when the keys are
+    exactly 0..n-1, else an object keyed by the index as a string (mautic#9243)."""
+    if list(items) == list(range(len(items))):
+        return list(items.values())
+    return {str(key): value for key, value in items.items()}
+
+
+def _has_email(item: Any) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("email"), str) and bool(item["email"])
+
+
 def _auth_error(status: int, message: str, kind: str) -> httpx.Response:
     """Auth errors carry message, code and type, but no details."""
     return json_response(status, {"errors": [{"message": message, "code": status, "type": kind}]})
@@ -143,6 +159,7 @@ class FakeMautic(FakeService):
         ("POST", r"/api/contacts/batch/new", "create_contacts"),
         ("GET", r"/api/contacts/(?P<contact_id>\d+)/segments", "contact_segments"),
         ("GET", r"/api/campaigns/(?P<campaign_id>\d+)/contacts", "campaign_contacts"),
+        ("GET", r"/api/stats/(?P<table>\w+)", "list_stats"),
         ("POST", r"/api/contacts/(?P<contact_id>\d+)/dnc/(?P<channel>\w+)/add", "add_dnc"),
         ("POST", r"/api/contacts/(?P<contact_id>\d+)/dnc/(?P<channel>\w+)/remove", "remove_dnc"),
         ("GET", r"/api/segments", "list_segments"),
@@ -181,6 +198,7 @@ class FakeMautic(FakeService):
         permissions: set[str] | frozenset[str] = DEFAULT_PERMISSIONS,
         admin: bool = False,
         fields_in_background: bool = False,
+        mautic6: bool = False,
         rate_limit: int | None = None,
         monotonic: Callable[[], float] | None = None,
     ) -> None:
@@ -197,6 +215,10 @@ class FakeMautic(FakeService):
         self.admin = admin
         # create_custom_field_in_background: a new field is usable once the cron job has run.
         self.fields_in_background = fields_in_background
+        # Mautic 6 (Symfony 6.4): `$request->query->get()` of an array is a 400.
+        self.mautic6 = mautic6
+        if mautic6:
+            self.default_headers = {"Mautic-Version": "6.0.0"}
         self.pending_fields: dict[str, str] = {}
         self._segment_ids = itertools.count(max(self.segments, default=0) + 1)
         self.rate_limit = rate_limit
@@ -497,7 +519,9 @@ class FakeMautic(FakeService):
     # --- routes: contacts -----------------------------------------------------------------
 
     def create_contact(self, request: httpx.Request) -> httpx.Response:
-        """POST /api/contacts/new: update the email's contact (200) or create one (201)."""
+        """POST /api/contacts/new: update the email's contact (200) or create one (201).
+        Needs Contacts: Create either way (CommonApiController::newEntityAction)."""
+        self._require_create()
         contact, created = self._upsert(self._body(request))
         if not created:
             return json_response(200, {"contact": self._serialise(contact)})
@@ -546,33 +570,37 @@ class FakeMautic(FakeService):
         """POST /api/contacts/batch/new: items one after another (a second item with the same
         email updates the first one's contact); 201 overall, `statusCodes` and `errors` by
         index; more than 200 items is a 500 (ApiBundle validateBatchPayload)."""
+        self._require_create()  # once, for the whole call (newEntitiesAction)
         items = self._body(request)
         if not isinstance(items, list):
             raise Reject(400, "Request body must be an array of contacts")
         if len(items) > MAX_BATCH:
             raise Reject(500, f"A max of {MAX_BATCH} entities are supported at a time.")
-        contacts: dict[str, Any] = {}
+        contacts: dict[int, Any] = {}
         codes: list[int] = []
-        errors: dict[str, Any] = {}
+        errors: dict[int, Any] = {}
         for index, item in enumerate(items):
             try:
+                # An item that matches a contact needs edit access to it.
+                existing = self.contact_by_email(item["email"]) if _has_email(item) else None
+                if existing is not None and not self.granted("lead:leads:editother"):
+                    raise Reject(403, DEFAULT_MESSAGES[403])
                 contact, created = self._upsert(item)
             except Reject as rejected:
                 codes.append(rejected.status)
-                errors[str(index)] = {
-                    "message": rejected.message,
-                    "code": rejected.status,
-                    "type": "api",
-                }
+                errors[index] = {"message": rejected.message, "code": rejected.status,
+                                 "type": "api"}  # fmt: skip
                 continue
-            contacts[str(index)] = self._serialise(contact)
+            contacts[index] = self._serialise(contact)
             codes.append(201 if created else 200)
-        # PHP encodes an array with gaps in its keys as an object, without gaps as a list.
-        listed: Any = contacts if errors else list(contacts.values())
-        reply: dict[str, Any] = {"contacts": listed, "statusCodes": codes}
+        reply: dict[str, Any] = {"contacts": php_array(contacts), "statusCodes": codes}
         if errors:
-            reply["errors"] = errors
+            reply["errors"] = php_array(errors)
         return json_response(201, reply)
+
+    def _require_create(self) -> None:
+        if not self.granted("lead:leads:create"):
+            raise Reject(403, DEFAULT_MESSAGES[403])
 
     def contact_segments(self, request: httpx.Request, contact_id: str) -> httpx.Response:
         contact = self._contact(contact_id)
@@ -821,42 +849,92 @@ class FakeMautic(FakeService):
             self.campaign_rotations[key] = self.campaign_rotations.get(key, 1) + 1
         return json_response(200, {"success": 1})
 
+    def _campaign_leads(self) -> list[dict[str, Any]]:
+        """The campaign_leads table: a row per member, and per manual removal (kept, marked)."""
+        keys = {(cid, lid) for cid, members in self.campaign_members.items() for lid in members}
+        keys |= self.campaign_removed
+        return [
+            {
+                "campaign_id": str(cid),
+                "lead_id": str(contact_id),
+                "date_added": "2026-11-26 10:00:00",
+                "manually_removed": "1" if (cid, contact_id) in self.campaign_removed else "0",
+                "manually_added": "1",
+                "date_last_exited": None,
+                "rotation": str(self.campaign_rotations.get((cid, contact_id), 1)),
+            }
+            for cid, contact_id in sorted(keys)
+        ]
+
+    @staticmethod
+    def _where(request: httpx.Request) -> list[dict[str, str]]:
+        clauses: dict[str, dict[str, str]] = {}
+        for key, value in request.url.params.multi_items():
+            match = re.fullmatch(r"where\[(\d+)\]\[(col|expr|val)\]", key)
+            if match:
+                clauses.setdefault(match[1], {})[match[2]] = value
+        return list(clauses.values())
+
+    def _filtered(self, rows: list[dict], clauses: list[dict[str, str]], alias: str) -> list[dict]:
+        """`where` eq on the table's columns; an unknown column is a database error, which the
+        stats list answers as HTTP 200 with `errors` (StatsApiController::listAction)."""
+        for clause in clauses:
+            column = clause.get("col", "").removeprefix(f"{alias}.")
+            if column not in CAMPAIGN_LEAD_COLUMNS:
+                message = f"Unknown column '{alias}.{column}' in 'where clause'"
+                raise _StatsError(message)
+            if clause.get("expr") != "eq":
+                raise Reject(400, f"FakeMautic only implements where eq, got {clause}")
+            rows = [r for r in rows if r[column] == clause.get("val")]
+        return rows
+
     def campaign_contacts(self, request: httpx.Request, campaign_id: str) -> httpx.Response:
         """GET /api/campaigns/{id}/contacts: members in any publish state, manual removals
-        left out; 403 without view access. A `where` on an unknown column is a database
-        error that Mautic answers as HTTP 200 with `errors` (StatsApiController)."""
+        left out; 403 without view access. Mautic 6 answers any `where` with 400: the
+        controller still reads it with `$request->query->get()` (CampaignApiController::
+        getContactsAction), which Symfony 6.4's InputBag refuses for an array."""
         cid = int(campaign_id)
         if cid not in self.campaigns:
             raise Reject(404, "Item was not found.")
         if not self._may_view_campaign(cid):
             raise Reject(403, DEFAULT_MESSAGES[403])
+        clauses = self._where(request)
+        if clauses and self.mautic6:
+            raise Reject(400, 'Input value "where" contains a non-scalar value.')
         rows = [
-            {
-                "campaign_id": str(cid),
-                "lead_id": str(contact_id),
-                "date_added": "2026-11-26 10:00:00",
-                "manually_removed": "0",
-                "manually_added": "1",
-                "date_last_exited": None,
-                "rotation": str(self.campaign_rotations.get((cid, contact_id), 1)),
-            }
-            for contact_id in sorted(self.campaign_members.get(cid, set()))
+            r
+            for r in self._campaign_leads()
+            if r["campaign_id"] == str(cid) and r["manually_removed"] == "0"
         ]
+        try:
+            rows = self._filtered(rows, clauses, "e")
+        except _StatsError as exc:
+            return json_response(200, {"errors": [{"message": str(exc), "code": 0}]})
         params = request.url.params
-        clauses: dict[str, dict[str, str]] = {}
-        for key, value in params.multi_items():
-            match = re.fullmatch(r"where\[(\d+)\]\[(col|expr|val)\]", key)
-            if match:
-                clauses.setdefault(match[1], {})[match[2]] = value
-        for clause in clauses.values():
-            column = clause.get("col", "").removeprefix("e.")
-            if column not in CAMPAIGN_LEAD_COLUMNS:
-                message = f"Unknown column 'e.{column}' in 'where clause'"
-                return json_response(200, {"errors": [{"message": message, "code": 0}]})
-            if clause.get("expr") != "eq":
-                raise Reject(400, f"FakeMautic only implements where eq, got {clause}")
-            rows = [r for r in rows if r[column] == clause.get("val")]
         start, limit = int(params.get("start", 0)), int(params.get("limit", 100))
         return json_response(
             200, {"total": str(len(rows)), "contacts": rows[start : start + limit]}
         )
+
+    def list_stats(self, request: httpx.Request, table: str) -> httpx.Response:
+        """GET /api/stats/{table} (StatsApiController::listAction, the same on 5 and 6), for
+        campaign_leads only: `{"total", "stats": [rows]}`, 100 a page. Contact-restricted
+        (CampaignBundle StatsSubscriber): any contact view permission sees every row, none is
+        an error. Failures answer HTTP 200: `errors`, or for an unknown table the tables."""
+        if table != "campaign_leads":
+            tables = {"campaign_leads": sorted(CAMPAIGN_LEAD_COLUMNS)}
+            return json_response(200, {"availableTables": list(tables), "tableColumns": tables})
+        if not self.granted("lead:leads:viewown"):
+            message = "You do not have the view permission to load data from the lead table"
+            return json_response(200, {"errors": [{"message": message, "code": 403}]})
+        try:
+            rows = self._filtered(self._campaign_leads(), self._where(request), "cl")
+        except _StatsError as exc:
+            return json_response(200, {"errors": [{"message": str(exc), "code": 0}]})
+        params = request.url.params
+        start, limit = int(params.get("start", 0)), int(params.get("limit", 100))
+        return json_response(200, {"total": str(len(rows)), "stats": rows[start : start + limit]})
+
+
+class _StatsError(Exception):
+    """A database error inside a stats listing."""
