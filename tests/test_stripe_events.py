@@ -346,6 +346,29 @@ def test_an_older_event_arriving_after_a_newer_one_does_not_roll_the_plan_back(
     assert plan_everywhere(services) == ("pro", "pro")
 
 
+def test_after_out_of_order_plan_changes_the_contact_is_in_the_current_plans_segments_only(
+    stripe, services, jane
+):
+    """pro -> business -> free, delivered newest first: the newer event (business -> free)
+    applies and the older one (pro -> business) is skipped as stale, so no event ever names
+    pro as the plan left. Pro's segment must go all the same."""
+    stripe.add_price("price_free", "free")
+    to_business = stripe.change_price(jane, "price_business")
+    to_free = stripe.change_price(jane, "price_free")
+    deliver(stripe, to_free)
+    assert deliver(stripe, to_business)["wm_labels"] == ["stripe", "stale"]
+
+    contact_id = services.mautic.contact_by_email(EMAIL)["id"]
+    plan_segments = {2: "free", 3: "pro", 4: "business"}  # tests/conftest.py ROUTING
+    member_of = {
+        plan
+        for sid, plan in plan_segments.items()
+        if contact_id in services.mautic.segment_members[sid]
+    }
+    assert member_of == {"free"}
+    assert plan_everywhere(services) == ("free", "free")
+
+
 def test_events_delivered_as_they_happen_are_each_applied(stripe, services, jane):
     deliver(stripe, stripe.change_price(jane, "price_business"))
     assert plan_everywhere(services) == ("business", "business")

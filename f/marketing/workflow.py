@@ -203,7 +203,10 @@ def _plan_registered(event: UserRegistered, routing: Routing) -> list[Step | Non
 def _plan_upgraded(event: UserUpgraded, routing: Routing) -> list[Step | None]:
     tw, mf, seg = routing.fields.twenty, routing.fields.mautic, routing.segments
     new_segments = seg.plans.get(event.newPlan, [])
-    old_segments = [s for s in seg.plans.get(event.previousPlan, []) if s not in new_segments]
+    # Every other plan's segments, not only previousPlan's: when an older plan change arrives
+    # after a newer one (Stripe does not deliver in order, and the stale one is skipped), the
+    # contact may still be in the plan before both.
+    other_plans = [s for ids in seg.plans.values() for s in ids if s not in new_segments]
     person = _fields((tw.plan, _twenty_plan(event.newPlan, routing)))
     contact = {"email": event.email, **_fields((mf.plan, event.newPlan))}
     return [
@@ -211,7 +214,7 @@ def _plan_upgraded(event: UserUpgraded, routing: Routing) -> list[Step | None]:
         _upsert_contact(contact, mf.consent, Consent.ON_RECORD),
         _mark_without_consent(),
         *_welcome_back(routing),
-        _remove_from_segments(old_segments, f"plan {event.previousPlan}"),
+        _remove_from_segments(list(dict.fromkeys(other_plans)), "other plans'"),
         # `active` too: an upgrade after a churn is a return (members are not added again).
         _add_to_segments([*seg.active, *new_segments]),
         _add_to_campaign(routing.campaigns.upgrade, "upgrade"),
