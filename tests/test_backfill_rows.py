@@ -54,6 +54,26 @@ def test_bad_rows_are_reported_by_number_and_column_without_their_values():
     assert "not-an-email" not in json.dumps(bad) and "maybe" not in json.dumps(bad)
 
 
+def test_a_quoted_cell_with_line_breaks_keeps_every_later_row_number():
+    rows = read(
+        HEADER
+        + 'one@acme.com,"Jane\nDoe",pro,ads,yes,,,\n'
+        + 'two@acme.com,,pro,ads,yes,yes,"too\r\nexpensive\n\nreally",\n'
+        + "bad,,pro,ads,yes,,,\n"
+        + "four@acme.com,,pro,ads,yes,,,\n"
+    )
+    numbers = {r.number: type(r).__name__ for r in rows}
+    assert numbers == {1: "User", 2: "User", 3: "BadRow", 4: "User"}
+
+
+def test_a_row_with_too_few_or_too_many_cells_says_how_many():
+    rows = read(HEADER + "short@acme.com,,pro\n" + "ok@acme.com,,pro,ads,yes,,,,extra\n")
+    assert [(r.number, r.problems) for r in rows if isinstance(r, BadRow)] == [
+        (1, ["3 values for 8 columns"]),
+        (2, ["9 values for 8 columns"]),
+    ]
+
+
 def test_json_arrays_and_json_lines_read_alike():
     users = [
         {"email": f"u{i}@acme.com", "plan": "pro", "source": "s", "marketingConsent": i % 2 == 0}

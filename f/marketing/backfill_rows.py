@@ -90,6 +90,8 @@ def read_users(
 
 def check_row(number: int, record: Any, now: datetime) -> User | BadRow:
     """The contract's checks, plus the backfill's own columns (churned, dates)."""
+    if isinstance(record, _Unfit):
+        return BadRow(number, [record.problem])
     if not isinstance(record, dict):
         return BadRow(number, ["not an object with the columns " + ", ".join(COLUMNS)])
     # A blank cell is a missing value ("plan: required"), as a spreadsheet user means it.
@@ -205,14 +207,22 @@ def _csv_records(text: io.TextIOWrapper) -> Iterator[tuple[int, dict[str, Any]]]
             f"CSV header: {', '.join(unknown) or 'no email column'}: expected the columns "
             f"{', '.join(COLUMNS)} (name, churned, reason and the dates are optional)"
         )
-    for values in reader:
+    # Rows are numbered by record from 1, as a spreadsheet numbers them less its header row:
+    # a quoted cell may hold line breaks, so a line count would shift every later row.
+    for number, values in enumerate(reader, start=1):
         if not any(v.strip() for v in values):
-            continue  # a blank line
-        number = reader.line_num - 1  # data rows from 1, as a spreadsheet shows them less 1
+            continue  # a blank row
         if len(values) != len(names):
-            yield number, f"{len(values)} values for {len(names)} columns"
+            yield number, _Unfit(f"{len(values)} values for {len(names)} columns")
             continue
         yield number, dict(zip(names, values, strict=True))
+
+
+@dataclass(frozen=True)
+class _Unfit:
+    """A CSV record whose cells do not fit the header: what is wrong, never its values."""
+
+    problem: str
 
 
 def _json_records(text: io.TextIOWrapper) -> Iterator[tuple[int, Any]]:
