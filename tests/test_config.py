@@ -242,3 +242,14 @@ def test_the_routing_form_takes_segments_by_alias_or_id():
     )
     active = spec["schema"]["properties"]["segments"]["properties"]["active"]
     assert active["items"]["type"] == ["integer", "string"]
+
+
+def test_a_segment_alias_with_an_underscore_is_refused_naming_the_rule():
+    """Mautic saves `plan_pro` as `planpro`: setup would create one at every apply, and the
+    handler would never find it by the routing's name."""
+    with pytest.raises(ConfigError) as caught:
+        routing = {"segments": {"plans": {"pro": ["plan_pro"]}}}
+        load_settings(TWENTY, MAUTIC, None, routing, reader=reader({}))
+    message = str(caught.value)
+    assert "segments.plans.pro.0" in message and "cannot hold _" in message
+    assert Routing.model_validate({"segments": {"plans": {"pro": ["plan-pro", 3]}}})

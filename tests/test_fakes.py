@@ -191,7 +191,7 @@ def test_twenty_finds_people_by_email_with_eq_and_in(twenty, tw):
     assert tw.get("/rest/people", params=bare).status_code == 400
 
 
-def test_twenty_batch_upserts_all_or_nothing_and_not_in_order(twenty, tw):
+def test_twenty_batch_refuses_invalid_records_whole_and_answers_in_no_set_order(twenty, tw):
     twenty.add_person("old@acme.com", subscriptionPlan="free")
     items = [{"emails": {"primaryEmail": f"u{i}@acme.com"}} for i in range(61)]
     assert tw.post("/rest/batch/people", params={"upsert": "true"}, json=items).status_code == 400
@@ -204,9 +204,18 @@ def test_twenty_batch_upserts_all_or_nothing_and_not_in_order(twenty, tw):
     assert twenty.person_by_email("old@acme.com")["subscriptionPlan"] == "pro"
     bad = [{"emails": {"primaryEmail": "third@acme.com"}}, {"tier": "NOT_AN_OPTION"}]
     assert tw.post("/rest/batch/people", params={"upsert": "true"}, json=bad).status_code == 400
-    twice = [{"emails": {"primaryEmail": "dup@acme.com"}}] * 2
+    assert len(twenty.people) == 2, "nothing of a batch refused by validation was written"
+
+
+def test_twenty_batch_keeps_its_updates_when_its_insert_fails(twenty, tw):
+    """Updates, then one INSERT, with no transaction: a unique violation among the new
+    records is a 400 after the matched ones were updated (no rollback)."""
+    twenty.add_person("old@acme.com", subscriptionPlan="free")
+    twice = [{"emails": {"primaryEmail": "old@acme.com"}, "subscriptionPlan": "pro"},
+             *[{"emails": {"primaryEmail": "dup@acme.com"}}] * 2]  # fmt: skip
     assert tw.post("/rest/batch/people", params={"upsert": "true"}, json=twice).status_code == 400
-    assert len(twenty.people) == 2, "nothing of a refused batch was kept"
+    assert twenty.person_by_email("old@acme.com")["subscriptionPlan"] == "pro"
+    assert twenty.person_by_email("dup@acme.com") is None
 
 
 def test_twenty_unknown_routes_are_errors_not_silent_200s(twenty, tw):
@@ -856,3 +865,15 @@ def test_an_exception_fault_is_raised_with_the_request_and_logged(mautic, mc):
     assert mc.post(f"/api/campaigns/10/contact/{contact_id}/add").status_code == 200
     assert len(mautic.calls(method="POST", path_contains="/campaigns/10/")) == 2
     assert len(mautic.calls()) == 3
+
+
+def test_mautic_cleans_a_new_segments_alias_and_numbers_a_taken_one(mautic, mc):
+    """ListModel::saveEntity: cleanAlias keeps [a-z0-9-]; a taken alias gets a number."""
+    first = mc.post("/api/segments/new", json={"name": "Plan pro", "alias": "plan_pro"}).json()
+    second = mc.post("/api/segments/new", json={"name": "Plan pro", "alias": "plan_pro"}).json()
+    third = mc.post("/api/segments/new", json={"name": "Plan Pro 2"}).json()
+    assert [r["list"]["alias"] for r in (first, second, third)] == [
+        "planpro",
+        "planpro1",
+        "plan-pro-2",
+    ]

@@ -135,8 +135,9 @@ class Applier:
     def _upsert_people(
         self, pairs: list[tuple[User, dict[str, Any]]], tally: Tally
     ) -> dict[str, PersonOutcome]:
-        """All or nothing on Twenty's side: a refused batch is split until the refused person
-        is alone, and only that row fails."""
+        """A refused batch is split until the refused person is alone, and only that row
+        fails. A refusal may come after Twenty updated the batch's known people (it has no
+        transaction), which the halves then update again, to the same values."""
         try:
             found = self.twenty.upsert_people([body for _, body in pairs])
         except ServiceError as exc:

@@ -193,8 +193,10 @@ class StripeSettings(_Strict):
 
 # A Mautic segment by id (7) or by alias ("plan-pro"). An alias reads better, survives a move
 # between Mautic instances and lets f/marketing/setup create the segment; it costs one segment
-# listing per job that needs it.
-_ALIAS = re.compile(r"[a-z0-9][a-z0-9_-]*")
+# listing per job that needs it. Mautic keeps only [a-z0-9-] of an alias it saves
+# (ListModel::saveEntity -> FormModel::cleanAlias(..., '-') -> InputHelper::alphanum), so
+# "plan_pro" would be created as "planpro" and never found again by its routing name.
+_ALIAS = re.compile(r"[a-z0-9][a-z0-9-]*")
 
 
 def _segment_ref(value: Any) -> int | str:
@@ -202,7 +204,12 @@ def _segment_ref(value: Any) -> int | str:
         return value
     if isinstance(value, str) and _ALIAS.fullmatch(value):
         return value
-    raise ValueError("must be a segment id (a number) or alias (lowercase letters, digits, - _)")
+    if isinstance(value, str) and "_" in value:
+        raise ValueError(
+            "a segment alias cannot hold _: Mautic keeps only lowercase letters, digits and - "
+            "in an alias (use - instead)"
+        )
+    raise ValueError("must be a segment id (a number) or alias (lowercase letters, digits, -)")
 
 
 SegmentRef = Annotated[int | str, BeforeValidator(_segment_ref)]

@@ -402,12 +402,22 @@ def _missing_segment(
             fix="give the API user's role Segments: View Others, then run setup again",
         )  # fmt: skip
     else:
-        name = ref.replace("-", " ").replace("_", " ").capitalize()
+        name = ref.replace("-", " ").capitalize()
         created: list[dict[str, Any]] = []
-        if report.attempt(
+        if not report.attempt(
             "mautic", subject, lambda: created.append(client.create_segment(ref, name))
         ):
-            report.add("mautic", subject, "fixed", f"created (id {created[0].get('id')})")
+            return
+        segment = created[0]
+        if segment.get("alias") == ref:
+            report.add("mautic", subject, "fixed", f"created (id {segment.get('id')})")
+        else:  # Mautic saves a cleaned or numbered alias: read back, never assumed
+            report.add(
+                "mautic", subject, "failed",
+                f"created as segment {segment.get('id')}, but Mautic saved its alias as "
+                f"{segment.get('alias')!r}",
+                fix=f"put {segment.get('alias')!r} (or the id) in the routing",
+            )  # fmt: skip
 
 
 def _mautic_campaigns(client: MauticClient, routing: Routing, report: Report) -> None:

@@ -17,12 +17,15 @@ import httpx
 
 from f.marketing.config import TwentySettings
 from f.marketing.contract import split_name
+from f.marketing.errors import ServiceError
 from f.marketing.http_client import DEFAULT_POLICY, RetryPolicy, ServiceHttp, json_body
 
 UPSERT_REQUEST = "POST /rest/people?upsert=true"
 # Records per batch call: the docs' figure and the smallest QUERY_MAX_RECORDS seen (60, later
-# 200); one batch call costs one rate-limit token, like one single upsert.
+# 200); one batch call costs one rate-limit token, like one single upsert. Also a page of
+# metadata objects.
 BATCH = 60
+MAX_PAGES = 50  # of metadata objects: far more than any workspace has
 
 
 @dataclass(frozen=True)
@@ -104,9 +107,11 @@ class TwentyClient:
         )
 
     def upsert_people(self, bodies: list[dict[str, Any]]) -> dict[str, PersonOutcome]:
-        """Upsert up to 60 people in one call, all or nothing (400 names the bad record, not
-        which it is). The reply is not in the order sent (matched records are updated before
-        new ones are inserted), so outcomes come back by email."""
+        """Upsert up to 60 people in one call. A record Twenty refuses (400, naming the problem,
+        not the record) writes nothing of the batch, but a database error among the inserts
+        comes after the matched people were updated: sending the same records again is
+        harmless. The reply's order is unspecified, so outcomes come back by email
+        (common-create-many-query-runner.service.ts)."""
 
         def read(response: httpx.Response) -> dict[str, PersonOutcome]:
             data = response.json()["data"]
@@ -166,28 +171,53 @@ class TwentyClient:
         )
 
     def person_object(self) -> dict[str, Any]:
-        """The People object's metadata, with its fields where the server embeds them."""
+        """The People object's metadata, with its fields where the server embeds them.
 
-        def read(response: httpx.Response) -> dict[str, Any]:
-            data = response.json()["data"]
+        Objects come a page at a time: `limit` is capped (QUERY_MAX_RECORDS on the newest
+        servers, parse-metadata-rest-pagination.util.ts), so the person object may be on any
+        page; `pageInfo.endCursor` goes back as `starting_after`. The list is
+        `{"data": [...]}` on servers with the direct metadata controllers, `{"data":
+        {"objects": [...]}}` through the older GraphQL proxy.
+        """
+        cursor: str | None = None
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"limit": BATCH}
+            if cursor:
+                params["starting_after"] = cursor
+            reply = self.http.request(
+                "GET", "/rest/metadata/objects", params=params, action="read the data model",
+                read=lambda response: dict(response.json()),
+            )  # fmt: skip
+            data = reply["data"]
             objects = data["objects"] if isinstance(data, dict) else data
-            return next(o for o in objects if o.get("nameSingular") == "person")
-
-        return self.http.request(
-            "GET",
-            "/rest/metadata/objects",
-            params={"limit": 1000},
-            action="read the data model",
-            read=read,
-        )
+            person = next((o for o in objects if o.get("nameSingular") == "person"), None)
+            if person is not None:
+                return person
+            page = reply.get("pageInfo") or {}
+            cursor = page.get("endCursor")
+            if not objects or not page.get("hasNextPage") or not cursor:
+                break
+        raise ServiceError("Twenty", "read the data model", "no person object in the data model")
 
     def create_field(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The field created: bare on the newest servers (field-metadata controller), inside
+        `data.createOneField` through the GraphQL proxy."""
+
+        def read(response: httpx.Response) -> dict[str, Any]:
+            reply = response.json()
+            data = reply.get("data") if isinstance(reply, dict) else None
+            field = data["createOneField"] if isinstance(data, dict) else reply
+            if not isinstance(field, dict) or "id" not in field:
+                raise ValueError("no field in the reply")
+            return field
+
         return self.http.request(
             "POST",
             "/rest/metadata/fields",
             json=body,
             action=f"create field {body.get('name')}",
-            read=lambda response: response.json()["data"]["createOneField"],
+            replay_safe=False,  # a second create after a lost 201 is refused: name taken
+            read=read,
         )
 
     def set_field_options(self, field_id: str, options: list[dict[str, Any]]) -> None:

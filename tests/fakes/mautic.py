@@ -699,12 +699,13 @@ class FakeMautic(FakeService):
         body = self._body(request)
         if not isinstance(body, dict) or not body.get("name"):
             raise Reject(400, "name: A name is required.")
-        alias = str(body.get("alias") or body["name"]).lower().replace(" ", "-")
+        # FormModel::cleanAlias(alias, '', 0, '-'): spaces to -, then only [a-z0-9-] kept.
+        alias = str(body.get("alias") or body["name"]).strip().replace(" ", "-")
+        alias = re.sub(r"[^0-9a-z-]+", "", alias, flags=re.IGNORECASE).lower() or "abcde"
         taken = {self._alias(sid) for sid in self.segments}
-        base, n = alias, 1
-        while alias in taken:  # ListModel::saveEntity makes a taken alias unique
-            n += 1
-            alias = f"{base}{n}"
+        base, n = alias, 1 if alias in taken else 0
+        while alias in taken:  # ListModel::saveEntity appends a number: planpro1, planpro2
+            alias, n = f"{base}{n}", n + 1
         sid = next(self._segment_ids)
         self.segments[sid] = {
             "alias": alias,

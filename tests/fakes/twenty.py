@@ -59,6 +59,21 @@ STANDARD_FIELD_TYPES = {
     "avatarUrl": "TEXT",
     "position": "POSITION",
 }
+# The other objects of a workspace, listed before the person object (ids sort first): more than
+# one page of them, as a workspace with custom objects has.
+_OTHER_NAMES = [
+    "company", "opportunity", "note", "noteTarget", "task", "taskTarget", "attachment",
+    "workspaceMember", "timelineActivity", "favorite", "favoriteFolder", "messageThread",
+    "message", "messageChannel", "calendarEvent", "calendarChannel", "connectedAccount",
+    "blocklist", "workflow", "workflowRun", "workflowVersion", "dashboard",
+    *(f"customObject{i}" for i in range(1, 49)),
+]  # fmt: skip
+OTHER_OBJECTS = [
+    {"id": f"10000000-0000-4000-8000-{i:012d}", "nameSingular": name,
+     "namePlural": f"{name}s", "isCustom": name.startswith("custom"), "isActive": True,
+     "fields": []}
+    for i, name in enumerate(_OTHER_NAMES, start=1)
+]  # fmt: skip
 OPTION_COLORS = {
     "red", "ruby", "crimson", "tomato", "orange", "amber", "yellow", "lime", "grass", "green",
     "jade", "mint", "turquoise", "cyan", "sky", "blue", "iris", "violet", "purple", "plum",
@@ -121,6 +136,7 @@ class FakeTwenty(FakeService):
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], str | datetime] | None = None,
         batch_key: str = "createPeople",
+        metadata_format: str = "direct",
     ) -> None:
         super().__init__(base_url)
         self.api_key = api_key
@@ -139,6 +155,10 @@ class FakeTwenty(FakeService):
         self.data_model_access = data_model_access
         self.clock = clock or self._utc_now
         self.batch_key = batch_key  # "people" mimics servers before createPeople
+        # "direct": the newest metadata controllers (objects as {"data": [...]}, a created
+        # field bare); "proxy": the older GraphQL proxy ({"data": {"objects"}}, createOneField).
+        assert metadata_format in {"direct", "proxy"}
+        self.metadata_format = metadata_format
         self.people: dict[str, dict] = {}
         self._by_email: dict[str, list[str]] = {}  # the unique index on primaryEmail
         self._tokens = float(rate_limit or 0)
@@ -431,9 +451,12 @@ class FakeTwenty(FakeService):
         return {_unquote(value)}
 
     def create_people(self, request: httpx.Request) -> httpx.Response:
-        """POST /rest/batch/people: at most 60 records, all or nothing; with `?upsert=true`
-        matched ones are updated first, then the new ones inserted, so the reply is not in the
-        order sent; two new records with one email break the unique index (400)."""
+        """POST /rest/batch/people: at most 60 records. Validation (unknown fields, SELECT
+        values) runs before any write, so a refused record writes nothing; with `?upsert=true`
+        matched ones are then updated, then the new ones inserted in one INSERT, with no
+        transaction around both (common-create-many-query-runner.service.ts): a unique
+        violation among the inserts (two new records with one email) is a 400 after the
+        updates were made. The reply is not in the order sent."""
         items = self._body(request)
         if not isinstance(items, list):
             raise Reject(400, "Batch body must be an array")
@@ -443,19 +466,12 @@ class FakeTwenty(FakeService):
         cleaned = [self._clean(item) for item in items]
         matched = [b for b in cleaned if upsert and self._email_owner(b)]
         fresh = [b for b in cleaned if not any(b is m for m in matched)]
+        written = [self._create(body, upsert) for body in matched]  # updates first
         emails = [b["emails"]["primaryEmail"] for b in fresh if b.get("emails")]
-        if len(emails) != len(set(emails)):
+        if len(emails) != len(set(emails)) or any(self._email_owner(b) for b in fresh):
+            # One INSERT for all new records: it fails whole, the updates above stay.
             raise Reject(400, "A duplicate entry was detected. Please check your data.")
-        before = [copy.deepcopy(self._email_owner(b)) for b in matched]
-        written: list[dict] = []
-        try:
-            for body in [*matched, *fresh]:  # updates first, then inserts, as Twenty does
-                written.append(self._create(body, upsert))
-        except Reject:  # all or nothing: put back what this batch changed
-            for person in written:
-                self.people.pop(person["id"], None)
-            self.people.update({old["id"]: old for old in before if old is not None})
-            raise
+        written += [self._insert(body) for body in fresh]
         unique = list({id(p): p for p in written}.values())
         return json_response(201, {"data": {self.batch_key: copy.deepcopy(unique)}})
 
@@ -491,7 +507,10 @@ class FakeTwenty(FakeService):
         return field
 
     def list_objects(self, request: httpx.Request) -> httpx.Response:
-        """Current servers embed each object's fields; the person object is `person`."""
+        """Objects with their fields embedded, ordered by id, a page at a time: `limit` is
+        capped at QUERY_MAX_RECORDS (60 when not given), `starting_after` an object's id
+        (paginate-metadata-rest-items.util.ts). A workspace has dozens of objects, and the
+        person object is not first."""
         fields = [self._field(name, kind, False) for name, kind in STANDARD_FIELD_TYPES.items()]
         fields += [self._field(n, k, True) for n, k in self.custom_fields.items()]
         person = {
@@ -502,12 +521,23 @@ class FakeTwenty(FakeService):
             "isActive": True,
             "fields": fields,
         }
-        company = {"id": str(uuid.uuid4()), "nameSingular": "company", "namePlural": "companies",
-                   "isCustom": False, "isActive": True, "fields": []}  # fmt: skip
-        page = {"hasNextPage": False, "hasPreviousPage": False}
-        return json_response(
-            200, {"data": {"objects": [company, person]}, "pageInfo": page, "totalCount": 2}
-        )
+        objects = sorted([*OTHER_OBJECTS, person], key=lambda o: o["id"])
+        params = request.url.params
+        limit = min(int(params.get("limit") or MAX_RECORDS), MAX_RECORDS)
+        after = params.get("starting_after")
+        ids = [o["id"] for o in objects]
+        if after is not None and after not in ids:
+            raise Reject(400, f"Invalid cursor: {after}")
+        start = ids.index(after) + 1 if after else 0
+        page = objects[start : start + limit]
+        info = {
+            "hasNextPage": start + limit < len(objects),
+            "hasPreviousPage": start > 0,
+            "startCursor": page[0]["id"] if page else None,
+            "endCursor": page[-1]["id"] if page else None,
+        }
+        data: Any = page if self.metadata_format == "direct" else {"objects": page}
+        return json_response(200, {"data": data, "pageInfo": info, "totalCount": len(objects)})
 
     @staticmethod
     def _invalid(message: str) -> httpx.Response:
@@ -535,7 +565,10 @@ class FakeTwenty(FakeService):
                 return self._invalid(problem)
             self.select_options[name] = {o["value"] for o in body["options"]}
         self.custom_fields[name] = kind
-        return json_response(201, {"data": {"createOneField": self._field(name, kind, True)}})
+        field = self._field(name, kind, True)
+        if self.metadata_format == "direct":  # field-metadata-rest-api.controller.ts: bare
+            return json_response(201, field)
+        return json_response(201, {"data": {"createOneField": field}})
 
     def update_field(self, request: httpx.Request, field_id: str) -> httpx.Response:
         """Options are replaced as a whole: send the ones to keep with the new ones."""
