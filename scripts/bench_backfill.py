@@ -188,7 +188,10 @@ def memory_run(rows: int, folder: Path) -> float:
         services.mounted(stack, None)
         stack.enter_context(mock.patch.object(Applier, "to_mautic", then_forget))
         stack.enter_context(
-            mock.patch("wmill.load_s3_file_reader", lambda s3object, *a: path.open("rb"))
+            mock.patch(
+                "f.marketing.windmill_api.WindmillApi.open_file",
+                lambda self, s3object: path.open("rb"),
+            )
         )
         tracemalloc.start()
         backfill.main(s3_file={"s3": path.name}, dry_run=False, slack_summary=False)

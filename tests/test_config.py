@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import wmill.client
 
 from f.marketing.config import ROUTING_PATH, Routing, load_settings
 from f.marketing.errors import ConfigError, ServiceError
@@ -131,7 +130,7 @@ def test_the_committed_example_routing_is_valid():
         Routing.model_validate(json.load(f)["value"])
 
 
-def test_resources_come_through_wmill_from_the_mocked_api_file(tmp_path, monkeypatch):
+def test_a_local_run_reads_resources_from_the_mocked_api_file(tmp_path, monkeypatch):
     mock = tmp_path / "mock.json"
     mock.write_text(
         json.dumps(
@@ -147,7 +146,6 @@ def test_resources_come_through_wmill_from_the_mocked_api_file(tmp_path, monkeyp
     )
     monkeypatch.setenv("WM_MOCKED_API_FILE", str(mock))
     monkeypatch.setenv("WM_WORKSPACE", "test")
-    monkeypatch.setattr(wmill.client, "_client", None)
     settings = load_settings(reader=job_workspace().get)
     assert settings.mautic.username == "u"
     assert settings.slack is None and settings.slack_problem is None

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import wmill.client
 
 SCRIPT = "scripts/run_local.py"
 
@@ -15,7 +14,6 @@ def run_local(monkeypatch, *args: str, script: str = SCRIPT) -> int:
     """Run a scripts/ command in this process, as `python scripts/x.py` would."""
     monkeypatch.setattr(sys, "argv", [script, *args])
     monkeypatch.syspath_prepend("scripts")  # python puts the script's folder first
-    monkeypatch.setattr(wmill.client, "_client", None)
     # run_local sets both; registering them here restores them after the test.
     monkeypatch.setenv("WM_MOCKED_API_FILE", "")
     monkeypatch.setenv("WM_WORKSPACE", "local")

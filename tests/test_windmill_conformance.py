@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.test_worker_packages import extra_requirements
+
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / "tests" / "windmill"
 WMILL = TOOLS / "node_modules" / ".bin" / "wmill"
@@ -412,22 +414,7 @@ def test_resources_use_known_resource_types() -> None:
 
 # --- the Python packages Windmill installs -----------------------------------------------------
 
-PINNED = ("httpx", "pydantic")  # wmill is imported only by local runs (WM_MOCKED_API_FILE)
-
-
-def extra_requirements(source: str) -> list[str] | None:
-    """The `# extra_requirements:` block at the top of a file, read as Windmill's import parser
-    reads it (backend/parsers/windmill-parser-py-imports): `#spec` lines, no spaces inside."""
-    lines = source.splitlines()
-    if not lines or lines[0].strip() not in {"# extra_requirements:", "#extra_requirements:"}:
-        return None
-    specs = []
-    for line in lines[1:]:
-        match = re.fullmatch(r"#\s?(\S+)\s*", line)
-        if not match:
-            break
-        specs.append(match[1])
-    return specs
+PINNED = ("httpx", "pydantic")  # everything the scripts import (tests/test_worker_packages.py)
 
 
 @needs_node
@@ -441,7 +428,8 @@ def test_windmill_installs_the_package_versions_the_tests_ran_with() -> None:
     wanted = sorted(tested[name].replace(" ", "") for name in PINNED)
     for py in [ROOT / p for p in deployed_scripts()]:
         if main_function(rel(py)) is not None:
-            pins = extra_requirements(py.read_text(encoding="utf-8"))
-            assert sorted(pins or []) == wanted, (
+            source = py.read_text(encoding="utf-8")
+            pins = extra_requirements(source) if source.startswith("# extra_requirements:") else []
+            assert sorted(pins) == wanted, (
                 f"{rel(py)}: start it with '# extra_requirements:' and #{' #'.join(wanted)}"
             )

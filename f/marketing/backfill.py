@@ -92,18 +92,20 @@ def main(
     source = _Source(file, s3_file)
     started = time.monotonic()
     now = datetime.now(UTC)
-    with source.open() as stream:
-        scan = _Scan.of(stream, file_format, now)
-    log.info("%s: %d rows, %d valid, %d invalid", source.name, scan.rows, scan.valid, scan.invalid)
     resources = job_workspace()
     try:
+        with source.open(resources) as stream:
+            scan = _Scan.of(stream, file_format, now)
+        log.info(
+            "%s: %d rows, %d valid, %d invalid", source.name, scan.rows, scan.valid, scan.invalid
+        )
         settings = load_settings(twenty, mautic, slack, routing, reader=resources.get)
         key = hashlib.sha256(f"{scan.digest}|campaigns={campaigns}".encode()).hexdigest()[:24]
         run = _Run(settings, resources, CHECKPOINTS + key, dry_run=dry_run, campaigns=campaigns)
         if not dry_run and not restart and run.checkpoint.get("complete"):
             log.info("%s was applied completely before: nothing to do", source.name)
             return run.result(source, scan, started, already_done=True)
-        with source.open() as stream:
+        with source.open(resources) as stream:
             users = (u for u in read_users(stream, file_format, now) if isinstance(u, User))
             run.apply(users, scan, restart=restart)
         result = run.result(source, scan, started)
@@ -122,14 +124,12 @@ class _Source:
         self.name = f"s3 {s3_file['s3']}" if s3_file else f"uploaded file ({len(file or b'')} B)"
 
     @contextmanager
-    def open(self) -> Iterator[IO[bytes]]:
+    def open(self, workspace: Workspace) -> Iterator[IO[bytes]]:
         if self.file is not None:
             yield io.BytesIO(self.file)
             return
-        import wmill
-
         assert self.s3_file is not None
-        with wmill.load_s3_file_reader(self.s3_file) as reader:
+        with workspace.open_file(dict(self.s3_file)) as reader:
             yield reader
 
 
@@ -308,7 +308,7 @@ class _Done:
 
     def __init__(self, run: _Run, scan: _Scan) -> None:
         self.run, self.scan = run, scan
-        self.progress = Progress(scan.rows)
+        self.progress = Progress(run.resources, scan.rows)
         self.began, self.rows = time.monotonic(), 0
 
     def chunk(self, chunk: list[User], tally: Tally) -> None:

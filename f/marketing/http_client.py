@@ -11,7 +11,8 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -192,6 +193,22 @@ class ServiceHttp:
                 delay,
             )
             self._sleep(delay)
+
+    @contextmanager
+    def stream(
+        self, method: str, path: str, *, action: str, **kwargs: Any
+    ) -> Iterator[httpx.Response]:
+        """A response read as it arrives (a large download), tried once: a failure while
+        reading cannot be resumed by a retry from here. Errors are ServiceErrors."""
+        try:
+            with self._client.stream(method, path, **kwargs) as response:
+                if not response.is_success:
+                    response.read()
+                    raise self._refused(response, action, 1)
+                yield response
+        except httpx.TransportError as exc:
+            message = _describe_transport_error(exc)
+            raise ServiceError(self.service, action, message, transient=True) from None
 
     def _refused(self, response: httpx.Response, action: str, attempt: int) -> ServiceError:
         return ServiceError(

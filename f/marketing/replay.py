@@ -54,7 +54,7 @@ def main(since: str = "", until: str = "", confirm: bool = False) -> dict:
             failed += [{**job, "script_path": script} for job in found]
         failed.sort(key=lambda job: str(job.get("created_at")))
         listed: list[dict] = []
-        progress = Progress(len(failed))
+        progress = Progress(workspace, len(failed))
         for done, job in enumerate(failed, start=1):
             listed.append(_replay(workspace, job, confirm))
             progress.show(done)

@@ -13,14 +13,21 @@ resources.rs, backend/windmill-common/src/error.rs):
   400; `scheduled_in_secs` delays the job without holding a worker. Without `parent_job` the
   job is a root job, whose failure reaches the workspace error handler (windmill-api jobs.rs,
   windmill-queue jobs.rs `push_error_handler`).
-Local runs with WM_MOCKED_API_FILE are served from that file, as wmill serves them.
+- `POST /job_metrics/set_progress/{id}` `{"percent"}` moves the job's progress bar;
+  `GET /job_helpers/download_s3_file?file_key=` streams a file of the workspace's object
+  storage (what wmill's set_progress and load_s3_file_reader call: python-client wmill
+  client.py, s3_reader.py).
+Nothing here needs the `wmill` package, which a Windmill worker does not install unless a
+script imports it at top level (windmill-parser-py-imports): these are plain HTTP calls.
+Local runs with WM_MOCKED_API_FILE are served from that file, in wmill's format.
 """
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 import httpx
 
@@ -69,6 +76,8 @@ class Workspace(Protocol):
         skip_preprocessor: bool = False,
     ) -> bool: ...
     def job_exists(self, job_id: str) -> bool: ...
+    def show_progress(self, percent: int) -> None: ...
+    def open_file(self, s3_object: dict[str, Any]) -> Any: ...
     def close(self) -> None: ...
 
 
@@ -225,17 +234,58 @@ class WindmillApi:
                 return jobs
             page += 1
 
+    def show_progress(self, percent: int) -> None:
+        """This job's progress bar (0-99): one call (wmill's set_progress makes two)."""
+        self.http.request(
+            "POST",
+            f"{self._workspace}/job_metrics/set_progress/{current_job_id()}",
+            action="show progress",
+            json={"percent": percent},
+        )
+
+    @contextmanager
+    def open_file(self, s3_object: dict[str, Any]) -> Iterator[IO[bytes]]:
+        """A file of the workspace's object storage, as a stream (`read(n)`)."""
+        params = {"file_key": str(s3_object["s3"])}
+        if s3_object.get("storage"):
+            params["storage"] = str(s3_object["storage"])
+        with self.http.stream(
+            "GET",
+            f"{self._workspace}/job_helpers/download_s3_file",
+            action="read the file from the workspace's object storage",
+            params=params,
+        ) as response:
+            yield _Chunks(response.iter_bytes())
+
     def close(self) -> None:
         self.http.close()
 
 
+class _Chunks:
+    """`read(n)` over an iterator of byte chunks (a streamed download)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks, self._buffer = chunks, b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0:
+            size = len(self._buffer)
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
 class LocalWorkspace:
-    """WM_MOCKED_API_FILE's resources, read by wmill; writes stay in this process."""
+    """WM_MOCKED_API_FILE's resources (`{"resources": {path: value}, "variables": {...}}`, the
+    file wmill reads in a local run); writes stay in this process."""
 
     def __init__(self) -> None:
-        import wmill
-
-        self._values: dict[str, Any] = wmill.Windmill().mocked_api["resources"]
+        with open(os.environ["WM_MOCKED_API_FILE"], encoding="utf-8") as mocked:
+            self._values: dict[str, Any] = dict(json.load(mocked).get("resources") or {})
 
     def get(self, path: str) -> Any | None:
         return self._values.get(path)
@@ -270,6 +320,12 @@ class LocalWorkspace:
     ) -> bool:
         raise ConfigError("a local run has no Windmill queue to put a later attempt in")
 
+    def show_progress(self, percent: int) -> None:
+        pass
+
+    def open_file(self, s3_object: dict[str, Any]) -> Any:
+        raise ConfigError("a local run has no workspace object storage: give the file instead")
+
     def close(self) -> None:
         pass
 
@@ -282,11 +338,11 @@ def job_workspace() -> WindmillApi | LocalWorkspace:
 
 
 class Progress:
-    """The job's progress bar in Windmill, moved every `step` percent or so: each move costs
-    two API calls (wmill.set_progress). A failure to show it never fails the job."""
+    """The job's progress bar in Windmill, moved every `step` percent or so (a call each). A
+    failure to show it never fails the job."""
 
-    def __init__(self, total: int, step: int = 5) -> None:
-        self.total, self.step = total, step
+    def __init__(self, workspace: Workspace, total: int, step: int = 5) -> None:
+        self.workspace, self.total, self.step = workspace, total, step
         self._shown = -step
 
     def show(self, done: int) -> None:
@@ -294,9 +350,7 @@ class Progress:
         if percent < self._shown + self.step:
             return
         self._shown = percent
-        import wmill
-
         try:
-            wmill.set_progress(percent, job_id=current_job_id() or None)
-        except Exception as exc:
-            log.warning("progress not shown: %s", type(exc).__name__)
+            self.workspace.show_progress(percent)
+        except ServiceError as exc:
+            log.warning("progress not shown: %s", exc)
