@@ -60,8 +60,11 @@ def main() -> int:
         from f.marketing.handle_user_event import preprocessor
 
         try:
-            # As a webhook delivers it: the preprocessor keeps the event's fields.
-            result = handle(**preprocessor({"kind": "webhook", "body": body}), dry_run=not real)
+            # As a webhook with ?raw=true delivers it: the preprocessor takes the exact body.
+            raw = json.dumps(body)
+            event = {"kind": "webhook", "body": body, "raw_string": raw}
+            args = {"event": None, "email": None} | preprocessor(event)  # Windmill passes each
+            result = handle(**args, dry_run=not real)
         except MarketingError as exc:
             print(f"Job failed: {exc}", file=sys.stderr)
             return 1

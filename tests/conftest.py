@@ -152,35 +152,48 @@ def windmill(monkeypatch, services) -> Windmill:
     return wm
 
 
-def run_as_webhook(main, body, *, raw: str | None = None, headers: dict | None = None):
+RAW = object()  # the exact JSON of the body, as a URL with ?raw=true passes it
+
+
+def run_as_webhook(main, body, *, raw=RAW, headers: dict | None = None):
     """Call `main` the way a Windmill webhook does (windmill.md, "fake runner")."""
     return main(**webhook_args(main, body, raw=raw, headers=headers))
 
 
-def webhook_args(main, body, *, raw: str | None = None, headers: dict | None = None) -> dict:
-    """The arguments a webhook call gives `main`, which Windmill also stores as the job's.
+def trigger_event(body, *, raw=RAW, headers: dict | None = None, query=None) -> dict:
+    """What a webhook hands a preprocessor (WebhookPreprocessorEvent): the parsed body, the
+    exact body as `raw_string` only with `?raw=true` (`raw=None`: a URL without it), every
+    header by its lowercase name and every query parameter."""
+    raw_string = json.dumps(body) if raw is RAW else raw
+    query = dict(query or {}) | ({"raw": "true"} if raw_string is not None else {})
+    return {
+        "kind": "webhook",
+        "body": body,
+        "raw_string": raw_string,
+        "query": query,
+        "headers": {k.lower(): v for k, v in (headers or {}).items()},
+    }
 
-    With a `preprocessor` in main's module, it gets `{"kind": "webhook", "body", ...}` and its
-    return value becomes the arguments; without one, the body's keys do. Either way extra keys
-    are dropped, missing ones arrive as None, and None takes the Python default. `raw` is the
-    exact body, which Windmill passes as `raw_string` only to a URL with `?raw=true`; headers
-    reach a preprocessor all of them, names lowercased (windmill-api args.rs).
-    """
-    preprocessor = getattr(inspect.getmodule(main), "preprocessor", None)
-    if preprocessor is not None:
-        event = {
-            "kind": "webhook",
-            "body": body,
-            "raw_string": raw,
-            "query": {"raw": "true"} if raw is not None else {},
-            "headers": {k.lower(): v for k, v in (headers or {}).items()},
-        }
-        body = preprocessor(event)
-    params = inspect.signature(main).parameters
+
+def main_args(main, given: dict) -> dict:
+    """What Windmill passes `main`: its parameters only, None for a missing one, and the
+    Python default for a None (the wrapper's spread, python_executor.rs)."""
     args = {}
-    for name, param in params.items():
-        value = body.get(name)
+    for name, param in inspect.signature(main).parameters.items():
+        value = given.get(name)
         if value is None and param.default is not inspect.Parameter.empty:
             value = param.default
         args[name] = value
     return args
+
+
+def webhook_args(main, body, *, raw=RAW, headers: dict | None = None) -> dict:
+    """The arguments a webhook call gives `main`, which Windmill also stores as the job's.
+
+    With a `preprocessor` in main's module, it gets the trigger event and its return value
+    becomes the arguments; without one, the body's keys do.
+    """
+    preprocessor = getattr(inspect.getmodule(main), "preprocessor", None)
+    if preprocessor is not None:
+        body = preprocessor(trigger_event(body, raw=raw, headers=headers))
+    return main_args(main, body)

@@ -2,12 +2,18 @@
 the Windmill stand-in as a worker would, on a clock that jumps to the next due job.
 
 - A job runs when its `scheduled_in_secs` is due, each in its own job context (its WM_JOB_ID).
-- Jobs made through `jobs/run/p` get the script's `preprocessor` unless `skip_preprocessor`.
+- Jobs made through `jobs/run/p` get the script's `preprocessor` unless `skip_preprocessor`:
+  their arguments are then one `event` (the body, `raw_string` with `?raw=true`, headers,
+  query), and only a job that succeeds stores what the preprocessor returned in its place
+  (the worker reads args.json back after the process exits 0: python_executor.rs).
+- Before any code runs, the arguments are rewritten as a worker does (`$var:`, `$res:`,
+  `$WM_TOKEN`...: FakeWindmill.rewrite_args); an unknown path fails the job.
 - A job that raises is a failed job; a failed root job (no `parent_job`) goes to the workspace
   error handler, when one is set, with the arguments Windmill gives it.
 """
 
 import importlib
+import json
 import threading
 import traceback
 import uuid
@@ -16,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from f.marketing.windmill_api import running_job
-from tests.conftest import webhook_args
+from tests.conftest import RAW, main_args
 from tests.fakes import FakeWindmill
 
 
@@ -42,20 +48,29 @@ class JobRunner:
     def webhook(
         self,
         path: str,
-        body: dict,
+        body: Any,
         job_id: str | None = None,
         *,
-        raw: str | None = None,
+        raw: Any = RAW,
         headers: dict | None = None,
+        query: dict | None = None,
     ) -> str:
-        """What a webhook call does: a job for now, with the body as its arguments (and the
-        exact body and headers for the preprocessor, with `?raw=true`)."""
+        """What a webhook call does: a job for now, with the body as its arguments; for a
+        preprocessor, the exact body (`raw`: the body's JSON, as `?raw=true` passes it; None
+        for a URL without it), the headers and the query, the token among them."""
         job_id = job_id or str(uuid.uuid4())
+        raw = json.dumps(body) if raw is RAW else raw
+        query = {**(query or {}), "token": "webhook-token"} | ({"raw": "true"} if raw else {})
+        headers = {"Content-Type": "application/json", **(headers or {})}
         self.windmill.jobs[job_id] = {
             "id": job_id,
             "script_path": path,
             "args": body,
-            "trigger": {"raw": raw, "headers": headers},
+            "trigger": {
+                "raw": raw,
+                "headers": self.windmill.trigger_headers(headers, query),
+                "query": query if self.windmill.header_mode == "all" else {},
+            },
             "scheduled_in_secs": 0,
             "parent_job": None,
             "skip_preprocessor": False,
@@ -109,15 +124,27 @@ class JobRunner:
 
     def run(self, job: dict) -> None:
         module = importlib.import_module(job["script_path"].replace("/", "."))
+        preprocess = not job["skip_preprocessor"] and hasattr(module, "preprocessor")
+        if preprocess and not job.get("preprocessed"):
+            job["preprocessed"] = False  # its arguments are the trigger event until it succeeds
+            trigger = job.get("trigger") or {}
+            job["args"] = {
+                "event": {
+                    "kind": "webhook",
+                    "body": job["args"],
+                    "raw_string": trigger.get("raw"),
+                    "headers": trigger.get("headers") or {},
+                    "query": trigger.get("query") or {},
+                }
+            }
         try:
             with running_job(job["id"]):
-                if job["skip_preprocessor"] or not hasattr(module, "preprocessor"):
-                    result = module.main(**job["args"])
-                else:
-                    # Windmill keeps what the preprocessor returned as the job's arguments.
-                    args = webhook_args(module.main, job["args"], **job.get("trigger", {}))
-                    job["args"] = {k: v for k, v in args.items() if v is not None}
-                    result = module.main(**args)
+                args = self.windmill.rewrite_args(job["args"], job)
+                if preprocess:
+                    args = module.preprocessor(**args)
+                result = module.main(**main_args(module.main, args))
+            if preprocess:  # stored only once the job succeeded
+                job["args"], job["preprocessed"] = args, True
             outcome = {"success": True, "result": result}
         except Exception as exc:  # a failed job, as Windmill records it
             error = {"name": type(exc).__name__, "message": str(exc),
@@ -132,6 +159,7 @@ class JobRunner:
                 "args": job["args"],
                 "created_at": job["created_at"],
                 "success": outcome["success"],
+                "canceled": False,
                 "result": outcome["result"],
                 "parent_job": job["parent_job"],
             }

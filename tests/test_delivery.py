@@ -153,13 +153,13 @@ def test_permanent_errors_fail_at_once_and_queue_nothing(services, windmill, sta
 
 def test_a_local_run_without_windmill_fails_as_before(services, monkeypatch, tmp_path):
     mock = tmp_path / "mock.json"
-    mock.write_text(json.dumps({"resources": services.resources(), "variables": {}}))
+    resources = services.resources() | {"f/marketing/routing": {"campaigns": {"onboarding": 10}}}
+    mock.write_text(json.dumps({"resources": resources, "variables": {}}))
     monkeypatch.setenv("WM_MOCKED_API_FILE", str(mock))
     monkeypatch.setenv("WM_WORKSPACE", "local")
-    routing = {"campaigns": {"onboarding": 10}}
     services.mautic.fault(503, times=4, path_contains="/contacts/new")
     with pytest.raises(JobFailed, match="The next attempt could not be queued"):
-        main(**registered(), routing=routing)
+        main(**registered())
 
 
 @pytest.mark.parametrize(
@@ -262,6 +262,47 @@ def test_replay_lists_then_queues_what_finally_failed_once(services, windmill, w
     assert windmill.api.progress, "progress was shown"
 
 
+def test_replay_reads_each_failed_job_by_id_as_windmill_lists_none_of_their_args(
+    services, windmill, worker
+):
+    """The list has no result and no args (without include_args, which Cloud refuses): a
+    replay that trusted it would skip every job as invalid."""
+    fail_for_good(services, worker, registered())
+    listed = run_replay(worker, since="2026-11-29T00:00:00Z")
+    assert listed["counts"] == {"would queue": 1}
+    reads = [c.request.url.path for c in services.router.calls if "/jobs" in c.request.url.path]
+    assert any("/jobs_u/get/" in path for path in reads)
+    assert not [c for c in services.router.calls if "include_args" in str(c.request.url)]
+
+
+def test_replay_leaves_canceled_jobs_and_reads_big_args_on_their_own(services, windmill, worker):
+    fail_for_good(services, worker, registered(), registered(email="john@acme.com"))
+    first, second = [j for j in windmill.api.completed if j["script_path"] == SCRIPT_PATH][-2:]
+    first["canceled"] = True  # someone stopped it: Windmill lists it with success=false too
+    payload = json.loads(second["args"]["payload"])
+    second["args"] = {"payload": json.dumps({**payload, "name": "x" * 100_000})}
+    result = run_replay(worker, since="2026-11-29T00:00:00Z", confirm=True)
+    statuses = {j["failed_job"]: (j["status"], j.get("reason")) for j in result["jobs"]}
+    assert statuses[first["id"]] == ("skipped", "canceled, not failed")
+    assert statuses[second["id"]][0] == "queued"
+    assert any("/jobs_u/get_args/" in c.request.url.path for c in services.router.calls)
+
+
+def test_replay_takes_a_failed_run_from_the_form_by_its_fields(services, windmill, worker):
+    services.mautic.permissions.discard("lead:leads:create")  # fails for good, at once
+    job = worker.webhook(SCRIPT_PATH, {**registered(), "dry_run": False})
+    worker.windmill.jobs[job]["skip_preprocessor"] = True  # as the form runs it: the fields
+    worker.run_all()
+    assert worker.results[job]["success"] is False
+    services.mautic.permissions.add("lead:leads:create")
+    result = run_replay(worker, since="2026-11-29T00:00:00Z", confirm=True)
+    assert result["counts"] == {"queued": 1}
+    replayed = windmill.api.jobs[replay_job_id(job)]
+    assert json.loads(replayed["args"]["payload"]) == parse_event(registered()).body()
+    worker.run_all()
+    assert services.mautic.contact_by_email(EMAIL) is not None
+
+
 def test_replay_refuses_a_window_that_makes_no_sense(services, windmill, worker):
     job = worker.webhook("f/marketing/replay", {"since": "tomorrow"})
     worker.windmill.jobs[job]["skip_preprocessor"] = True
@@ -274,9 +315,9 @@ def test_queued_jobs_carry_the_event_not_the_form(services, windmill, worker):
     worker.webhook(SCRIPT_PATH, registered())
     worker.run(worker.take())
     [_, queued] = attempts(windmill)
-    assert set(queued["args"]) == set(parse_event(registered()).body())
-    assert queued["args"]["timestamp"] == "2026-11-26T10:00:00Z"
-    assert not isinstance(queued["args"].get("mautic"), dict)
+    assert set(queued["args"]) == {"payload"}, "JSON text, which Windmill never rewrites"
+    assert json.loads(queued["args"]["payload"]) == parse_event(registered()).body()
+    assert queued["skip_preprocessor"] is True
 
 
 def test_a_queueing_failure_fails_the_job_so_the_event_is_not_lost(services, windmill, worker):

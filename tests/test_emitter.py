@@ -74,7 +74,7 @@ def test_an_event_is_delivered_with_the_right_url_headers_and_body(receiver, mak
 
     [request] = receiver.received
     assert request.path == "/api/w/test/jobs/run/p/f/marketing/handle_user_event"
-    assert request.query == {"job_id": event_id}
+    assert request.query == {"raw": "true", "job_id": event_id}
     assert uuid.UUID(event_id).version == 4
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert request.headers["Content-Type"] == "application/json"
@@ -105,7 +105,7 @@ def test_query_parameters_of_the_webhook_url_are_kept(receiver, make_emitter):
     em = make_emitter(receiver.url + "?tag=marketing")
     event_id = register(em)
     assert em.flush(5)
-    assert receiver.received[0].query == {"tag": "marketing", "job_id": event_id}
+    assert receiver.received[0].query == {"tag": "marketing", "raw": "true", "job_id": event_id}
 
 
 @pytest.mark.parametrize(("url", "token"), [(None, TOKEN), ("http://x.test/hook", None)])

@@ -281,8 +281,34 @@ def test_a_webhook_url_without_raw_true_is_refused_saying_so(stripe, services, j
     raw, headers = stripe.delivery(stripe.change_price(jane, "price_business"))
     before = len(services.calls())
     with pytest.raises(SignatureRefused, match=r"needs \?raw=true"):
-        run_as_webhook(main, json.loads(raw), headers=headers)  # no raw_string
+        run_as_webhook(main, json.loads(raw), raw=None, headers=headers)  # no raw_string
     assert len(services.calls()) == before
+
+
+@pytest.mark.parametrize("header_mode", ["all", "include_header"])
+def test_the_signature_arrives_on_servers_old_and_new_with_include_header(
+    stripe, services, windmill, jane, header_mode
+):
+    """Servers before PR #6931 pass a preprocessor only the headers named in include_header,
+    renamed stripe_signature; newer ones pass every header by its own name."""
+    windmill.api.header_mode = header_mode
+    runner = JobRunner(windmill.api, advance=services.clock.advance)
+    raw, headers = stripe.delivery(stripe.change_price(jane, "price_business"))
+    query = {"include_header": "stripe-signature"}
+    job = runner.webhook(SCRIPT, json.loads(raw), raw=raw, headers=headers, query=query)
+    runner.run_all()
+    assert runner.results[job]["success"], runner.results[job]
+    assert plan_everywhere(services) == ("business", "business")
+
+
+def test_without_include_header_an_old_server_passes_no_signature(stripe, services, windmill, jane):
+    windmill.api.header_mode = "include_header"
+    runner = JobRunner(windmill.api, advance=services.clock.advance)
+    raw, headers = stripe.delivery(stripe.change_price(jane, "price_business"))
+    job = runner.webhook(SCRIPT, json.loads(raw), raw=raw, headers=headers)
+    runner.run_all()
+    assert "Stripe-Signature" in runner.results[job]["result"]["error"]["message"]
+    assert plan_everywhere(services) == ("pro", "pro")
 
 
 @pytest.mark.parametrize(

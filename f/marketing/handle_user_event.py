@@ -3,12 +3,14 @@
 # pydantic>=2.7,<3
 """Handle one SaaS user lifecycle event: Twenty CRM, then Mautic, then Slack.
 
-The SaaS posts the event body to this script's webhook; a person can run it from the form.
-Workspace are read from f/marketing/{twenty,mautic,slack,routing} unless picked in the form.
+The SaaS posts the event body to this script's webhook with `?raw=true`; a person can run it
+from the form. Resources are always the workspace's f/marketing/{twenty,mautic,slack,routing}:
+no argument a caller sets decides which hosts the job talks to.
 """
 
+import json
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from f.marketing.config import load_settings
 from f.marketing.contract import (
@@ -22,22 +24,27 @@ from f.marketing.contract import (
 from f.marketing.errors import InvalidEvent
 from f.marketing.event_job import EventJob, Later, NextRun
 from f.marketing.job_log import log_to_stdout
-from f.marketing.resources import c_marketing_routing, c_mautic, c_slack_notify, c_twenty
 from f.marketing.windmill_api import job_workspace
 
 SCRIPT_PATH = "f/marketing/handle_user_event"
+NO_RAW_BODY = (
+    "Windmill passed no raw body: the webhook URL needs ?raw=true (the event is read from its "
+    "exact bytes; Windmill rewrites $var:/$res: strings in a parsed body)"
+)
 
 
 def preprocessor(event: dict) -> dict:
-    """Webhook and route calls: keep the event's own fields and drop everything else.
+    """Webhook calls: hand `main` the exact body Windmill received, nothing else.
 
-    Without this, a body could set `dry_run` or carry its own `slack`, `mautic`... resource and
-    post to another workspace. Manual runs from the form skip it and keep those inputs.
+    Only `raw_string` (`?raw=true`) is read: before any code runs, Windmill's worker rewrites
+    strings starting with `$var:`, `$res:` or `$` plus a reserved variable's name in the
+    parsed `body` (worker common.rs, transform_json), so a name such as `$WM_TOKEN` would
+    arrive as a secret; a JSON text starting with `{` is never rewritten. Nothing here can
+    fail (a failed preprocessor keeps the whole trigger event, token included, as the job's
+    arguments): `main` refuses what is wrong. The body cannot turn on a dry run either.
     """
-    body = event.get("body") if isinstance(event, dict) else None
-    if not isinstance(body, dict):
-        raise InvalidEvent(None, ["body: must be a JSON object with the event's fields"])
-    return {key: body.get(key) for key in BODY_FIELDS}
+    raw = event.get("raw_string") if isinstance(event, dict) else None
+    return {"payload": raw if isinstance(raw, str) else "", "from_webhook": True}
 
 
 def main(
@@ -52,10 +59,8 @@ def main(
     reason: str | None = None,
     timestamp: str | None = None,
     dry_run: bool = False,
-    twenty: c_twenty | None = None,
-    mautic: c_mautic | None = None,
-    slack: c_slack_notify | None = None,
-    routing: c_marketing_routing | None = None,
+    payload: str = "",
+    from_webhook: bool = False,
 ) -> dict:
     """Upsert the person in Twenty and the contact in Mautic, then notify Slack by rule.
 
@@ -71,13 +76,12 @@ def main(
         reason: user.churned: why the user left (optional).
         timestamp: ISO 8601 time of the event; empty means now.
         dry_run: Validate and list the calls this event would make, without making any.
-        twenty: Leave empty to use f/marketing/twenty.
-        mautic: Leave empty to use f/marketing/mautic.
-        slack: Leave empty to use f/marketing/slack (no resource there: no Slack messages).
-        routing: Leave empty to use f/marketing/routing.
+        payload: The event as JSON text instead of the fields above: the webhook's exact body,
+            or what a later attempt or a replay carries. Leave it empty in the form.
+        from_webhook: Set by the webhook: the event must then come as payload. Leave it off.
     """
     log_to_stdout()
-    given = {
+    fields = {
         "event": event,
         "email": email,
         "name": name,
@@ -89,21 +93,44 @@ def main(
         "reason": reason,
         "timestamp": timestamp,
     }
+    given = _from_payload(payload, fields, from_webhook) if payload or from_webhook else fields
     # The form sends untouched optional text fields as "", a webhook may too: both mean "not given".
     given = {key: None if value == "" else value for key, value in given.items()}
     notes = []
-    if given["timestamp"] is None:
+    if given.get("timestamp") is None:
         given["timestamp"] = datetime.now(UTC).isoformat()
         notes.append("timestamp not given: used the job's start time")
-    known = isinstance(event, str) and event in MODELS
-    body = {key: given[key] for key in fields_of(event)} if known else given
+    kind = given.get("event")
+    known = isinstance(kind, str) and kind in MODELS
+    body = {key: given.get(key) for key in fields_of(kind)} if known else given
     parsed = parse_event(body)
     notes += cut_fields(body)
     resources = job_workspace()
     try:
-        settings = load_settings(twenty, mautic, slack, routing, reader=resources.get)
-        next_run = NextRun(SCRIPT_PATH, parsed.body())
+        settings = load_settings(reader=resources.get)
+        # The next attempt carries the event as JSON text, which Windmill never rewrites.
+        next_run = NextRun(SCRIPT_PATH, as_payload(parsed.body()), skip_preprocessor=True)
         later = Later(event_key(parsed), settings.routing.retries, resources, next_run)
         return EventJob(parsed, settings, later, notes).handle(dry_run)
     finally:
         resources.close()
+
+
+def as_payload(body: dict[str, Any]) -> dict[str, str]:
+    """The arguments of a job that carries an event (a later attempt, a replay)."""
+    return {"payload": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}
+
+
+def _from_payload(payload: str, fields: dict[str, Any], from_webhook: bool) -> dict[str, Any]:
+    """The body's fields, from the payload's JSON text; the form's fields must be empty."""
+    if from_webhook and not payload:
+        raise InvalidEvent(None, [f"body: {NO_RAW_BODY}"])
+    if any(value not in (None, "") for value in fields.values()):
+        raise InvalidEvent(None, ["payload: give the event either as payload or as its fields"])
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidEvent(None, ["body: must be a JSON object with the event's fields"])
+    return {key: body.get(key) for key in BODY_FIELDS}

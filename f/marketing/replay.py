@@ -3,12 +3,16 @@
 # pydantic>=2.7,<3
 """Replay the lifecycle events that finally failed in a time window, once the cause is fixed.
 
-It reads the failed handle_user_event and stripe_events jobs from Windmill's job history and,
-when `confirm` is on, queues each event again as a new job (a first attempt, with the full
-retry schedule). The new job's id is derived from the failed job's, so replaying the same
-window twice queues nothing twice. Every step is idempotent, so a replayed event that had
-partly gone through does not act twice. A Stripe event is replayed by its id alone: the new
-job reads it back from Stripe, so even a refused request's claimed id is safe to replay.
+It lists the failed handle_user_event and stripe_events jobs of Windmill's job history, reads
+each one by id (a listing carries neither args nor result), and, when `confirm` is on, queues
+each event again as a new job (a first attempt, with the full retry schedule). The new job's
+id is derived from the failed job's, so replaying the same window twice queues nothing twice.
+Every step is idempotent, so a replayed event that had partly gone through does not act
+twice. The event is taken as the job got it: a webhook delivery's exact body (a job that
+failed keeps Windmill's trigger event as its arguments), or the JSON text a later attempt
+carried, and it is queued as JSON text, which Windmill never rewrites. A Stripe event is
+replayed by its id alone: the new job reads it back from Stripe, so even a refused request's
+claimed id is safe to replay. Canceled jobs are left alone: someone stopped them.
 """
 
 import json
@@ -19,6 +23,7 @@ from typing import Any
 
 from f.marketing.contract import BODY_FIELDS
 from f.marketing.errors import ConfigError
+from f.marketing.handle_user_event import as_payload
 from f.marketing.job_log import log_to_stdout
 from f.marketing.windmill_api import Progress, WindmillApi, job_workspace
 
@@ -72,37 +77,66 @@ def main(since: str = "", until: str = "", confirm: bool = False) -> dict:
     }
 
 
-def _replay(workspace: WindmillApi, job: dict, confirm: bool) -> dict:
+def _replay(workspace: WindmillApi, listed: dict, confirm: bool) -> dict:
+    script = listed["script_path"]
+    item = {"failed_job": listed.get("id"), "script": script, "failed_at": listed.get("created_at")}
+    if listed.get("canceled"):
+        return {**item, "status": "skipped", "reason": "canceled, not failed"}
+    job = workspace.finished_job(str(listed["id"]))
     args = job.get("args") if isinstance(job.get("args"), dict) else {}
-    script = job["script_path"]
-    body, event = _stripe_body(args) if script == STRIPE else _handler_body(args)
+    text = _event_text(args)
+    body, event = _stripe_body(text) if script == STRIPE else _handler_body(text, args)
     error = _first_line(job.get("result"))
-    item = {
-        "failed_job": job.get("id"),
-        "script": script,
-        "event": event,
-        "failed_at": job.get("created_at"),
-        "error": error,
-    }
+    item |= {"event": event, "error": error}
     if INVALID.match(error) or body is None:
-        return {**item, "status": "skipped", "reason": "the event itself is invalid"}
-    replay_id = replay_job_id(str(job.get("id")))
+        reason = "the event itself is invalid"
+        if text is None and _was_delivery(args):
+            reason = "delivered without ?raw=true: its exact body was never passed on"
+        return {**item, "status": "skipped", "reason": reason}
+    replay_id = replay_job_id(str(listed["id"]))
     if not confirm:
         return {**item, "status": "would queue", "replay_job": replay_id}
-    queued = workspace.queue_job(
-        script, body, delay=0, job_id=replay_id, skip_preprocessor=script == STRIPE
-    )
+    queued = workspace.queue_job(script, body, delay=0, job_id=replay_id, skip_preprocessor=True)
     return {**item, "status": "queued" if queued else "already replayed", "replay_job": replay_id}
 
 
-def _handler_body(args: dict[str, Any]) -> tuple[dict | None, str | None]:
-    body = {key: args.get(key) for key in BODY_FIELDS if args.get(key) is not None}
-    return (body if body.get("event") else None), body.get("event")
+def _was_delivery(args: dict[str, Any]) -> bool:
+    return isinstance(args.get("event"), dict) and args["event"].get("kind") is not None
 
 
-def _stripe_body(args: dict[str, Any]) -> tuple[dict | None, str | None]:
+def _event_text(args: dict[str, Any]) -> str | None:
+    """The event as JSON text: a webhook delivery's exact body (the trigger event a failed
+    job keeps: windmill-worker stores the preprocessor's output only when the job succeeds),
+    or the payload a later attempt, a replay or a preprocessed run carried."""
+    if _was_delivery(args):
+        raw = args["event"].get("raw_string")
+        return raw if isinstance(raw, str) and raw else None
+    payload = args.get("payload")
+    return payload if isinstance(payload, str) and payload else None
+
+
+def _handler_body(text: str | None, args: dict[str, Any]) -> tuple[dict | None, str | None]:
+    if text is not None:
+        try:
+            body = json.loads(text)
+        except ValueError:
+            return None, None
+        kind = body.get("event") if isinstance(body, dict) else None
+        return ({"payload": text} if isinstance(kind, str) else None), _kind(kind)
+    if _was_delivery(args):
+        return None, None
+    fields = {key: args.get(key) for key in BODY_FIELDS if args.get(key) not in (None, "")}
+    kind = fields.get("event")  # a run from the form: its fields, as JSON text now
+    return (as_payload(fields) if isinstance(kind, str) else None), _kind(kind)
+
+
+def _kind(kind: Any) -> str | None:
+    return kind if isinstance(kind, str) and re.fullmatch(r"user\.[a-z]+", kind) else None
+
+
+def _stripe_body(text: str | None) -> tuple[dict | None, str | None]:
     """The event's id, from the raw body Stripe sent or the id a later attempt carried."""
-    payload = str(args.get("payload") or "").strip()
+    payload = (text or "").strip()
     try:
         event = json.loads(payload) if payload.startswith("{") else {"id": payload}
     except ValueError:
@@ -110,7 +144,8 @@ def _stripe_body(args: dict[str, Any]) -> tuple[dict | None, str | None]:
     event_id = event.get("id") if isinstance(event, dict) else None
     if not isinstance(event_id, str) or not re.fullmatch(r"evt_[A-Za-z0-9]+", event_id):
         return None, None
-    return {"payload": event_id}, f"stripe {event.get('type') or 'event'} {event_id}"
+    kind = event.get("type") if isinstance(event.get("type"), str) else "event"
+    return {"payload": event_id}, f"stripe {kind} {event_id}"
 
 
 def _window(since: str, until: str) -> tuple[datetime, datetime]:

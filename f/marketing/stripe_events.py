@@ -5,32 +5,21 @@
 the SaaS's own events (Twenty, Mautic, Slack, consent rules, later attempts).
 
 Stripe posts each event to this script's webhook URL, with `?raw=true` so that Windmill
-passes the exact body the signature covers. The signature is checked here against the
-secret(s) in f/marketing/stripe. A person can run it from the form with a pasted event (its
-JSON or just its id): it is then read back from Stripe and only Stripe's copy is used, except
-in a dry run, which writes nothing.
+passes the exact body the signature covers (and `include_header=stripe-signature` for servers
+that pass a preprocessor only the headers named there). The signature is checked here against
+the secret(s) in f/marketing/stripe. A person can run it from the form with a pasted event
+(its JSON or just its id): it is then read back from Stripe and only Stripe's copy is used,
+except in a dry run, which writes nothing. Resources are always the workspace's: a caller
+cannot point the job at another Stripe, or anything else.
 """
 
 import json
 from typing import Any
 
-from f.marketing.config import (
-    STRIPE_PATH,
-    Settings,
-    StripeSettings,
-    load_resource,
-    load_settings,
-)
+from f.marketing.config import STRIPE_PATH, Settings, StripeSettings, load_resource, load_settings
 from f.marketing.errors import InvalidEvent, JobFailed, ServiceError, SignatureRefused
 from f.marketing.event_job import EventJob, Later, NextRun
 from f.marketing.job_log import log, log_to_stdout
-from f.marketing.resources import (
-    c_marketing_routing,
-    c_mautic,
-    c_slack_notify,
-    c_stripe,
-    c_twenty,
-)
 from f.marketing.stripe_client import StripeClient, stripe_id
 from f.marketing.stripe_mapping import Skip, describe, map_event
 from f.marketing.stripe_signature import verify
@@ -45,10 +34,14 @@ def preprocessor(event: dict) -> dict:
 
     It never refuses anything: a failed preprocessor would leave Windmill's whole trigger
     event (every header, and the token in the URL) as the job's arguments. `main` refuses.
+    Newer servers pass every header by its own name (`stripe-signature`); older ones only
+    those named in `?include_header=`, renamed with `_` (`stripe_signature`; windmill-api
+    args.rs, build_headers).
     """
     event = event if isinstance(event, dict) else {}
     headers = event.get("headers") if isinstance(event.get("headers"), dict) else {}
-    signature = {str(k).lower(): v for k, v in headers.items()}.get("stripe-signature")
+    named = {str(k).lower().replace("_", "-"): v for k, v in headers.items()}
+    signature = named.get("stripe-signature")
     raw = event.get("raw_string")
     return {
         "payload": raw if isinstance(raw, str) else "",
@@ -62,11 +55,6 @@ def main(
     stripe_signature: str = "",
     from_webhook: bool = False,
     dry_run: bool = False,
-    stripe: c_stripe | None = None,
-    twenty: c_twenty | None = None,
-    mautic: c_mautic | None = None,
-    slack: c_slack_notify | None = None,
-    routing: c_marketing_routing | None = None,
 ) -> dict:
     """Apply one Stripe event: a subscription's plan change, or a note saying why not.
 
@@ -77,21 +65,16 @@ def main(
         from_webhook: Set by the webhook: the payload must then be signed. Leave it off.
         dry_run: Show what the event would do, without writing anything (a pasted event is
             used as it is).
-        stripe: Leave empty to use f/marketing/stripe.
-        twenty: Leave empty to use f/marketing/twenty.
-        mautic: Leave empty to use f/marketing/mautic.
-        slack: Leave empty to use f/marketing/slack (no resource there: no Slack messages).
-        routing: Leave empty to use f/marketing/routing.
     """
     log_to_stdout()
     resources = job_workspace()
     try:
-        stripe_settings = load_resource(StripeSettings, stripe, STRIPE_PATH, resources.get)
+        stripe_settings = load_resource(StripeSettings, None, STRIPE_PATH, resources.get)
         assert stripe_settings is not None, "a required resource is never None"
         signed = None
         if from_webhook or stripe_signature:
             signed = _verified(payload, stripe_signature, stripe_settings, from_webhook)
-        settings = load_settings(twenty, mautic, slack, routing, reader=resources.get)
+        settings = load_settings(reader=resources.get)
         client = StripeClient.from_settings(stripe_settings, QUEUE_ON_RATE_LIMIT)
         try:
             return _apply(signed, payload, dry_run, settings, client, resources)

@@ -210,7 +210,10 @@ class WindmillApi:
         )
 
     def failed_jobs(self, path: str, after: str, before: str) -> list[dict[str, Any]]:
-        """Completed, failed runs of the script created in [after, before), oldest first."""
+        """Finished runs of the script created in [after, before] that did not succeed, oldest
+        first: canceled ones too (`success=false` matches both). Listed jobs carry no result
+        and no args (`include_args`, which Windmill Cloud refuses, is not asked for): read
+        each with `finished_job`. windmill-api-jobs types.rs ListableCompletedJob, query.rs."""
         jobs: list[dict[str, Any]] = []
         page = 1
         while True:
@@ -233,6 +236,24 @@ class WindmillApi:
             if len(batch) < 100:
                 return jobs
             page += 1
+
+    def finished_job(self, job_id: str) -> dict[str, Any]:
+        """One finished job with its args and result (`jobs_u/get`); args too big to ship
+        with the job (`{"reason": "WINDMILL_TOO_BIG"}`) are read on their own."""
+        job = self.http.request(
+            "GET",
+            f"{self._workspace}/jobs_u/get/{job_id}",
+            action="read a failed job",
+            read=lambda response: dict(response.json()),
+        )
+        if job.get("args") == {"reason": "WINDMILL_TOO_BIG"}:
+            job["args"] = self.http.request(
+                "GET",
+                f"{self._workspace}/jobs_u/get_args/{job_id}",
+                action="read a failed job's arguments",
+                read=lambda response: response.json(),
+            )
+        return job
 
     def show_progress(self, percent: int) -> None:
         """This job's progress bar (0-99): one call (wmill's set_progress makes two)."""

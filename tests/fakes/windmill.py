@@ -7,11 +7,21 @@ missing path; 401 "Not authorized: …" for one the caller may not see; create a
 400 "Resource … already exists", or 400 from row-level security when the caller may not write
 in the folder; update_value and delete answer 200 even when nothing changed. Jobs
 (windmill-api jobs.rs): `jobs/run/p/{path}` answers 201 with the bare id and refuses an id
-it has with 400 "… already exists"; `jobs/completed/list` filters by script, success and
-creation time, oldest first with `order_desc=false`.
+it has with 400 "… already exists"; `jobs/completed/list` filters by script, success (a
+`success=false` list holds canceled jobs too) and creation time (both bounds inclusive), oldest
+first with `order_desc=false`, and lists a job without its `result` and, unless
+`include_args=true`, without its `args` (windmill-api-jobs types.rs `ListableCompletedJob`);
+`jobs_u/get/{id}` has both, args over the size limit as `{"reason": "WINDMILL_TOO_BIG"}`, to
+be read from `jobs_u/get_args/{id}`.
+
+It also holds what a worker does to a job's arguments before any code runs (`rewrite_args`,
+windmill-worker common.rs `transform_json`): `$var:`/`$res:` strings become the variable's or
+resource's value, and in the same argument a string that is `$` and a reserved variable's name
+(`$WM_TOKEN`) becomes its value; an unknown path fails the job.
 """
 
 import copy
+import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -40,6 +50,11 @@ class FakeWindmill(FakeService):
         self.unreadable: set[str] = set()
         self.read_only: set[str] = set()
         self.folder_writable = True
+        self.variables: dict[str, str] = {}  # path -> value (secret or not)
+        # "all": newer servers hand a preprocessor every header and query parameter;
+        # "include_header": older ones only the headers named in ?include_header=, renamed
+        # lowercase with - as _ (windmill-api args.rs @005fbdf, build_headers).
+        self.header_mode = "all"
         self.username = "deployer"
         self.is_admin = False
         prefix = rf"/api/w/{re.escape(workspace)}/resources"
@@ -54,7 +69,7 @@ class FakeWindmill(FakeService):
             ]
         ]
         self.jobs: dict[str, dict[str, Any]] = {}  # every job created, by id
-        self.completed: list[dict[str, Any]] = []  # CompletedJob items, as the list shows them
+        self.completed: list[dict[str, Any]] = []  # finished jobs, with args and result
         self.progress: dict[str, list[int]] = {}
         self.s3: dict[str, bytes] = {}  # the workspace's object storage, by file key
         self.clock = lambda: datetime.now(UTC)
@@ -66,6 +81,7 @@ class FakeWindmill(FakeService):
                 ("POST", "/jobs/run/p/(?P<path>.+)", self.run_script),
                 ("GET", "/jobs/completed/list", self.list_completed),
                 ("GET", "/jobs_u/get/(?P<job_id>[^/]+)", self.get_job),
+                ("GET", "/jobs_u/get_args/(?P<job_id>[^/]+)", self.get_args),
                 ("POST", "/job_metrics/set_progress/(?P<job_id>[^/]+)", self.set_progress),
                 ("GET", "/job_helpers/download_s3_file", self.download_s3_file),
             ]
@@ -83,6 +99,54 @@ class FakeWindmill(FakeService):
             "resource_type": resource_type,
             "edited_at": _now(),
         }
+
+    def rewrite_args(self, args: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+        """The job's arguments as its code receives them (transform_json): only top-level
+        arguments whose JSON text holds `$var:`, `$res:` or `$encrypted:` anywhere are walked,
+        objects at every depth, arrays to depth 2; a string that starts with `$var:`/`$res:`
+        becomes the value, another string starting with `$` the reserved variable of that
+        name if there is one. A string is never looked inside (JSON text stays as it is)."""
+        reserved = {
+            "WM_TOKEN": self.token,
+            "WM_WORKSPACE": self.workspace,
+            "WM_JOB_ID": job["id"],
+            "WM_EMAIL": f"{self.username}@example.test",
+            "WM_USERNAME": self.username,
+        }
+
+        def walk(value: Any, name: str, depth: int) -> Any:
+            if isinstance(value, str):
+                if value.startswith("$var:"):
+                    path = value.removeprefix("$var:")
+                    if path not in self.variables:
+                        raise ArgumentRewriteFailed(f"Variable {path} not found for `{name}`")
+                    return self.variables[path]
+                if value.startswith("$res:"):
+                    path = value.removeprefix("$res:")
+                    if path not in self.resources:
+                        raise ArgumentRewriteFailed(f"Resource {path} not found for `{name}`")
+                    return copy.deepcopy(self.resources[path]["value"])
+                if value.startswith("$"):
+                    return reserved.get(value[1:], value)
+                return value
+            if isinstance(value, dict):
+                return {key: walk(item, key, depth + 1) for key, item in value.items()}
+            if isinstance(value, list) and depth <= 2 and len(value) <= 1000:
+                return [walk(item, name, depth + 1) for item in value]
+            return value
+
+        return {
+            name: walk(value, name, 0) if REFERENCE.search(json.dumps(value)) else value
+            for name, value in args.items()
+        }
+
+    def trigger_headers(self, headers: dict[str, str], query: dict[str, str]) -> dict[str, str]:
+        """The headers a preprocessor's `event` holds, as this server version passes them."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        if self.header_mode == "all":
+            return lowered
+        named = [h.strip().lower() for h in query.get("include_header", "").split(",") if h]
+        return {h.replace("-", "_"): lowered[h] for h in named if h in lowered}
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -131,10 +195,17 @@ class FakeWindmill(FakeService):
         job_id = params.get("job_id") or str(uuid.uuid4())
         if job_id in self.jobs:
             raise Reject(400, f"Job with id {job_id} already exists")
+        query = dict(params)
         self.jobs[job_id] = {
             "id": job_id,
             "script_path": path,
             "args": read_body(request),
+            # For a script with a preprocessor: what its `event` is made of (args.rs).
+            "trigger": {
+                "raw": request.content.decode() if params.get("raw") == "true" else None,
+                "headers": self.trigger_headers(dict(request.headers), query),
+                "query": query if self.header_mode == "all" else {},
+            },
             "scheduled_in_secs": int(params.get("scheduled_in_secs") or 0),
             "parent_job": params.get("parent_job"),
             "skip_preprocessor": params.get("skip_preprocessor") == "true",
@@ -145,23 +216,46 @@ class FakeWindmill(FakeService):
 
     def list_completed(self, request: httpx.Request) -> httpx.Response:
         params = request.url.params
+        wanted = params.get("success")
         jobs = [
             job
             for job in self.completed
             if job["script_path"] == params.get("script_path_exact", job["script_path"])
-            and str(job["success"]).lower() == params.get("success", str(job["success"]).lower())
-            and job["created_at"] > params.get("created_after", "")
-            and job["created_at"] < params.get("created_before", "9999")
+            # success=false: status failure OR canceled (query.rs, filter_list_completed_query)
+            and (wanted is None or (wanted == "true") == (job["success"] and not job["canceled"]))
+            and job["created_at"] >= params.get("created_after", "")
+            and job["created_at"] <= params.get("created_before", "9999")
         ]
         jobs.sort(key=lambda job: job["created_at"], reverse=params.get("order_desc") != "false")
         page, per_page = int(params.get("page", 1)), int(params.get("per_page", 30))
-        return json_response(200, jobs[(page - 1) * per_page : page * per_page])
+        with_args = params.get("include_args") == "true"
+        listed = [
+            {
+                **{k: v for k, v in job.items() if k not in {"result", "args"}},
+                **({"args": job["args"]} if with_args else {}),
+            }
+            for job in jobs[(page - 1) * per_page : page * per_page]
+        ]
+        return json_response(200, listed)
 
     def get_job(self, request: httpx.Request, job_id: str) -> httpx.Response:
+        """A queued job, or a finished one with its args and result (`type` tells which)."""
+        done = next((j for j in self.completed if j["id"] == job_id), None)
+        if done is not None:
+            args = done["args"]
+            if len(json.dumps(args)) >= TOO_BIG:
+                args = {"reason": "WINDMILL_TOO_BIG"}
+            return json_response(200, {**done, "args": args, "type": "CompletedJob"})
         job = self.jobs.get(job_id)
         if job is None:
             raise Reject(404, f"Job {job_id} not found")
-        return json_response(200, {**job, "parent_job": job.get("parent_job")})
+        return json_response(200, {**job, "parent_job": job.get("parent_job"), "type": "QueuedJob"})
+
+    def get_args(self, request: httpx.Request, job_id: str) -> httpx.Response:
+        done = next((j for j in self.completed if j["id"] == job_id), None)
+        if done is None:
+            raise Reject(404, f"Job {job_id} not found")
+        return json_response(200, done["args"])
 
     def set_progress(self, request: httpx.Request, job_id: str) -> httpx.Response:
         self.progress.setdefault(job_id, []).append(int(read_body(request)["percent"]))
@@ -199,6 +293,14 @@ class FakeWindmill(FakeService):
             if path.startswith(start) and path not in self.unreadable
         ]
         return json_response(200, listed)
+
+
+TOO_BIG = 90_000  # bytes of args a job read shows (jobs.rs: pg_column_size(args) < 90000)
+REFERENCE = re.compile(r"\$(?:var|res|encrypted):")
+
+
+class ArgumentRewriteFailed(Exception):
+    """The worker could not resolve a `$var:`/`$res:` argument: the job fails before any code."""
 
 
 def _now() -> str:

@@ -1,4 +1,7 @@
-"""One delivery: POST one event to the Windmill webhook, with the event's id as the job id."""
+"""One delivery: POST one event to the Windmill webhook, with the event's id as the job id and
+`raw=true`, so that the handler reads the body's exact bytes: without it Windmill hands over
+only the parsed body, in which its worker rewrites `$var:`/`$res:` strings before any code
+runs, and the handler refuses the delivery."""
 
 import logging
 import re
@@ -38,7 +41,7 @@ def deliver(
             "POST",
             path,
             action=f"deliver {event.event}",
-            params={**query, "job_id": event_id},
+            params={**query, "raw": "true", "job_id": event_id},
             json=event.body(),
         )
     except (ServiceError, httpx.HTTPError) as exc:
