@@ -8,6 +8,7 @@ import pytest
 import respx
 
 from f.marketing.notifications import LEDGER_PREFIX
+from f.marketing.windmill_api import job_workspace
 from tests.fakes import FakeMautic, FakeSlackApi, FakeSlackWebhook, FakeTwenty, FakeWindmill
 
 ROUTING = {
@@ -156,8 +157,19 @@ RAW = object()  # the exact JSON of the body, as a URL with ?raw=true passes it
 
 
 def run_as_webhook(main, body, *, raw=RAW, headers: dict | None = None):
-    """Call `main` the way a Windmill webhook does (windmill.md, "fake runner")."""
-    return main(**webhook_args(main, body, raw=raw, headers=headers))
+    """Call `main` the way a Windmill webhook does (windmill.md, "fake runner"). A delivery
+    that failed records its failure in a job of its own (f/marketing/refusal.py): that job is
+    then run as a worker would, and raises DeliveryFailed with the delivery's message."""
+    result = main(**webhook_args(main, body, raw=raw, headers=headers))
+    if isinstance(result, dict) and result.get("failure_job"):
+        workspace = job_workspace()
+        try:
+            recorded = workspace.finished_job(result["failure_job"])
+        finally:
+            workspace.close()
+        assert recorded["skip_preprocessor"] and "failed" in recorded["args"]
+        main(**main_args(main, recorded["args"]))
+    return result
 
 
 def trigger_event(body, *, raw=RAW, headers: dict | None = None, query=None) -> dict:

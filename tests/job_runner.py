@@ -79,6 +79,15 @@ class JobRunner:
         }
         return job_id
 
+    def outcome(self, job_id: str) -> dict[str, Any]:
+        """How a job ended; for a delivery that recorded its failure in a job of its own
+        (f/marketing/refusal.py), how that job ended."""
+        outcome = self.results[job_id]
+        result = outcome.get("result")
+        if outcome["success"] and isinstance(result, dict) and result.get("failure_job"):
+            return self.results[result["failure_job"]]
+        return outcome
+
     def due(self, job: dict) -> datetime:
         created = datetime.fromisoformat(job["created_at"])
         return created + timedelta(seconds=job["scheduled_in_secs"])

@@ -9,6 +9,7 @@ from f.marketing.contract import event_key, parse_event
 from f.marketing.delivery import attempt_job_id
 from f.marketing.errors import JobFailed
 from f.marketing.handle_user_event import SCRIPT_PATH, main
+from f.marketing.refusal import failure_job_id
 from f.marketing.replay import replay_job_id
 from f.marketing.windmill_api import running_job
 from tests.job_runner import JobRunner
@@ -183,9 +184,9 @@ def test_the_attempt_comes_from_the_job_id_windmill_was_given(services, windmill
     services.mautic.fault(503, times=4, path_contains="/contacts/new")
     key = key_of(registered())
     job = worker.webhook(SCRIPT_PATH, registered(), job_id=attempt_job_id(key, 8))
-    worker.run(worker.take())
-    assert worker.results[job]["success"] is False  # the last attempt: no ninth
-    assert len(attempts(windmill)) == 1
+    worker.run_all()
+    assert worker.outcome(job)["success"] is False  # the last attempt: no ninth
+    assert [j["id"] for j in attempts(windmill)] == [job, failure_job_id(job)]
 
 
 # --- the error handler ----------------------------------------------------------------------
@@ -238,8 +239,8 @@ def run_replay(worker, **kwargs) -> dict:
 def test_replay_lists_then_queues_what_finally_failed_once(services, windmill, worker):
     other = registered(email="john@acme.com", timestamp="2026-11-26T11:00:00Z")
     fail_for_good(services, worker, registered(), other)
-    invalid = worker.webhook(SCRIPT_PATH, registered(email="not-an-email"))
-    worker.run(worker.take())
+    invalid = failure_job_id(worker.webhook(SCRIPT_PATH, registered(email="not-an-email")))
+    worker.run_all()
     window = {"since": "2026-11-29T00:00:00Z", "until": "2026-12-31T00:00:00Z"}
 
     listed = run_replay(worker, **window)
@@ -324,11 +325,11 @@ def test_a_queueing_failure_fails_the_job_so_the_event_is_not_lost(services, win
     services.mautic.fault(503, times=4, path_contains="/contacts/new")
     windmill.api.fault(403, body="Forbidden", path_contains="/jobs/run/p/")
     job = worker.webhook(SCRIPT_PATH, registered())
-    worker.run(worker.take())
-    assert worker.results[job]["success"] is False
+    worker.run_all()
+    assert worker.outcome(job)["success"] is False
     assert (
         "The next attempt could not be queued"
-        in (worker.results[job]["result"]["error"]["message"])
+        in (worker.outcome(job)["result"]["error"]["message"])
     )
     assert len(alerts(services)) == 1
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from f.marketing.errors import JobFailed, SetupIncomplete
+from f.marketing.errors import SetupIncomplete
 from f.marketing.handle_user_event import main as handle
+from f.marketing.refusal import DeliveryFailed
 from f.marketing.setup import main as setup
 from tests.conftest import run_as_webhook
 from tests.test_run_local import run_local
@@ -168,7 +169,7 @@ def test_an_api_user_without_contacts_create_is_a_blocking_failure(services, win
     assert failed["mautic permission lead:leads:create"] == "not granted"
     fix = next(c["fix"] for c in result["checks"] if c["subject"].endswith("lead:leads:create"))
     assert fix.startswith("give the API user's role Contacts: Create")
-    with pytest.raises(JobFailed) as caught:
+    with pytest.raises(DeliveryFailed) as caught:
         run_as_webhook(
             handle, json.loads(Path("scripts/examples/user_registered.json").read_text())
         )

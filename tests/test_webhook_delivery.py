@@ -27,9 +27,10 @@ def worker(services, windmill) -> JobRunner:
 
 
 def run(worker: JobRunner, path: str, body, **how) -> dict:
+    """How the delivery ended (or the job that recorded its failure), and the delivery's job."""
     job = worker.webhook(path, body, **how)
     worker.run_all()
-    return {"job": worker.windmill.jobs[job], **worker.results[job]}
+    return {"job": worker.windmill.jobs[job], **worker.outcome(job)}
 
 
 def stored(services) -> str:
@@ -83,6 +84,8 @@ def test_an_unknown_path_fails_the_job_before_any_code_and_replay_recovers_the_e
         "Variable f/marketing/no_such_variable not found" in outcome["result"]["error"]["message"]
     )
     assert services.total_calls == 1, "only the failure alert"
+    # Before any code ran: Windmill keeps the trigger event, the URL's token in it.
+    assert outcome["job"]["args"]["event"]["query"]["token"] == "webhook-token"
     # Windmill keeps the trigger event as the failed job's arguments; replay takes its raw body.
     replay = worker.webhook("f/marketing/replay", {"since": "2026-11-29T00:00:00Z",
                                                    "confirm": True})  # fmt: skip
@@ -111,16 +114,44 @@ def test_the_preprocessors_never_fail(event):
         assert isinstance(pre(event), dict)
 
 
-def test_a_failed_job_keeps_windmills_trigger_event_so_only_success_stores_the_payload(
-    services, windmill, worker
+@pytest.mark.parametrize(
+    "body",
+    [registered(email="not-an-email"), ["not", "an", "object"]],
+    ids=["invalid-event", "not-an-object"],
+)
+def test_a_failed_delivery_keeps_no_token_its_failure_is_a_job_of_its_own(
+    services, windmill, worker, body
 ):
-    """How the stand-in worker stores arguments, as Windmill's python executor does: the
-    preprocessor's output replaces them only when the job succeeds."""
-    good = run(worker, SCRIPT_PATH, registered())
-    assert set(good["job"]["args"]) == {"payload", "from_webhook"}
-    bad = run(worker, SCRIPT_PATH, registered(email="not-an-email"))
-    assert set(bad["job"]["args"]) == {"event"}
-    assert bad["job"]["args"]["event"]["query"]["token"] == "webhook-token"
+    """Windmill stores the preprocessor's output as a job's args only when the job succeeds:
+    a delivery that failed would keep every header, the bearer token among them. So the
+    delivery ends well, and a job carrying only the exact body fails in its place."""
+    delivery = worker.webhook(SCRIPT_PATH, body, headers={"Authorization": "Bearer tok-123"})
+    worker.run_all()
+    job = worker.windmill.jobs[delivery]
+    assert worker.results[delivery]["success"] is True
+    assert set(job["args"]) == {"payload", "from_webhook"}
+    assert "tok-123" not in json.dumps(job["args"])
+    result = worker.results[delivery]["result"]
+    assert result["ok"] is False and "delivery-failed" in result["wm_labels"]
+    recorded = worker.windmill.jobs[result["failure_job"]]
+    assert recorded["skip_preprocessor"] and set(recorded["args"]) == {"payload", "failed"}
+    assert "tok-123" not in json.dumps(recorded["args"])
+    assert worker.results[recorded["id"]]["success"] is False
+    message = worker.outcome(delivery)["result"]["error"]["message"]
+    assert "Failure of a webhook delivery" in message
+    assert len([m for m in services.slack.messages if "failed" in m["text"]]) == 1, "one alert"
+    assert services.twenty.people == {} and services.mautic.contacts == {}
+
+
+def test_a_re_run_of_a_failed_delivery_records_its_failure_once(services, windmill, worker):
+    delivery = worker.webhook(SCRIPT_PATH, registered(email="not-an-email"))
+    worker.run_all()
+    job = worker.windmill.jobs[delivery]
+    job.update(state="queued", skip_preprocessor=True)  # "Run again" with its stored args
+    worker.run_all()
+    assert worker.results[delivery]["success"] is True
+    recorded = [j for j in worker.windmill.jobs.values() if "failed" in j["args"]]
+    assert len(recorded) == 1
 
 
 def test_skip_preprocessor_cannot_bring_resources_or_a_dry_run_to_a_webhook_job(

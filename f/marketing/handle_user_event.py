@@ -24,6 +24,7 @@ from f.marketing.contract import (
 from f.marketing.errors import InvalidEvent
 from f.marketing.event_job import EventJob, Later, NextRun
 from f.marketing.job_log import log_to_stdout
+from f.marketing.refusal import fail_as_recorded, record
 from f.marketing.windmill_api import job_workspace
 
 SCRIPT_PATH = "f/marketing/handle_user_event"
@@ -61,6 +62,7 @@ def main(
     dry_run: bool = False,
     payload: str = "",
     from_webhook: bool = False,
+    failed: str = "",
 ) -> dict:
     """Upsert the person in Twenty and the contact in Mautic, then notify Slack by rule.
 
@@ -79,8 +81,12 @@ def main(
         payload: The event as JSON text instead of the fields above: the webhook's exact body,
             or what a later attempt or a replay carries. Leave it empty in the form.
         from_webhook: Set by the webhook: the event must then come as payload. Leave it off.
+        failed: Set when a webhook delivery failed: this job then fails with that message in
+            its place (f/marketing/refusal.py). Leave it empty.
     """
     log_to_stdout()
+    if failed:
+        fail_as_recorded(failed)
     fields = {
         "event": event,
         "email": email,
@@ -93,7 +99,17 @@ def main(
         "reason": reason,
         "timestamp": timestamp,
     }
-    given = _from_payload(payload, fields, from_webhook) if payload or from_webhook else fields
+    if not from_webhook:
+        return _handle(_from_payload(payload, fields) if payload else fields, dry_run)
+    try:
+        if not payload:
+            raise InvalidEvent(None, [f"body: {NO_RAW_BODY}"])
+        return _handle(_from_payload(payload, fields), dry_run)
+    except Exception as exc:  # a delivery's job must not fail: it would keep the token
+        return record(SCRIPT_PATH, {"payload": payload}, exc, [])
+
+
+def _handle(given: dict[str, Any], dry_run: bool) -> dict:
     # The form sends untouched optional text fields as "", a webhook may too: both mean "not given".
     given = {key: None if value == "" else value for key, value in given.items()}
     notes = []
@@ -121,10 +137,8 @@ def as_payload(body: dict[str, Any]) -> dict[str, str]:
     return {"payload": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}
 
 
-def _from_payload(payload: str, fields: dict[str, Any], from_webhook: bool) -> dict[str, Any]:
+def _from_payload(payload: str, fields: dict[str, Any]) -> dict[str, Any]:
     """The body's fields, from the payload's JSON text; the form's fields must be empty."""
-    if from_webhook and not payload:
-        raise InvalidEvent(None, [f"body: {NO_RAW_BODY}"])
     if any(value not in (None, "") for value in fields.values()):
         raise InvalidEvent(None, ["payload: give the event either as payload or as its fields"])
     try:

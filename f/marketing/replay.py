@@ -90,7 +90,7 @@ def _replay(workspace: WindmillApi, listed: dict, confirm: bool) -> dict:
     item |= {"event": event, "error": error}
     if INVALID.match(error) or body is None:
         reason = "the event itself is invalid"
-        if text is None and _was_delivery(args):
+        if text is None and (_was_delivery(args) or "failed" in args):
             reason = "delivered without ?raw=true: its exact body was never passed on"
         return {**item, "status": "skipped", "reason": reason}
     replay_id = replay_job_id(str(listed["id"]))

@@ -20,6 +20,7 @@ from f.marketing.config import STRIPE_PATH, Settings, StripeSettings, load_resou
 from f.marketing.errors import InvalidEvent, JobFailed, ServiceError, SignatureRefused
 from f.marketing.event_job import EventJob, Later, NextRun
 from f.marketing.job_log import log, log_to_stdout
+from f.marketing.refusal import fail_as_recorded, record
 from f.marketing.stripe_client import StripeClient, stripe_id
 from f.marketing.stripe_mapping import Skip, describe, map_event
 from f.marketing.stripe_signature import verify
@@ -55,6 +56,7 @@ def main(
     stripe_signature: str = "",
     from_webhook: bool = False,
     dry_run: bool = False,
+    failed: str = "",
 ) -> dict:
     """Apply one Stripe event: a subscription's plan change, or a note saying why not.
 
@@ -65,8 +67,21 @@ def main(
         from_webhook: Set by the webhook: the payload must then be signed. Leave it off.
         dry_run: Show what the event would do, without writing anything (a pasted event is
             used as it is).
+        failed: Set when a webhook delivery failed: this job then fails with that message in
+            its place (f/marketing/refusal.py). Leave it empty.
     """
     log_to_stdout()
+    if failed:
+        fail_as_recorded(failed)
+    if not from_webhook:
+        return _handle(payload, stripe_signature, False, dry_run)
+    try:
+        return _handle(payload, stripe_signature, True, dry_run)
+    except Exception as exc:  # a delivery's job must not fail: it would keep the URL's token
+        return record(SCRIPT_PATH, {"payload": payload}, exc, ["stripe"])
+
+
+def _handle(payload: str, stripe_signature: str, from_webhook: bool, dry_run: bool) -> dict:
     resources = job_workspace()
     try:
         stripe_settings = load_resource(StripeSettings, None, STRIPE_PATH, resources.get)

@@ -1,0 +1,75 @@
+"""A webhook delivery that fails is recorded in a job of its own, without Windmill's trigger
+event, and that job fails in its place.
+
+Windmill keeps a preprocessor's output as the job's arguments only when the whole job
+succeeds (windmill-worker python_executor.rs reads args.json back after the process exits
+0; a failed job is completed with `preprocessed_args: None`). A delivery whose `main` fails
+therefore keeps the trigger event: every header, the SaaS's bearer token among them, the query
+with Stripe's `?token=`, the body. Anyone who may see the folder's jobs could read the token
+and run the script as its owner. So a delivery's job does not fail: it queues a job carrying
+only what the delivery's preprocessor handed over (the exact body, as JSON text) and the
+failure's message, and that job fails with the same message, where the job history, the
+workspace error handler and f/marketing/replay find it. When that job cannot be queued, the
+delivery fails itself, so that no failure goes unseen.
+"""
+
+import uuid
+from typing import Any
+
+from f.marketing.errors import MarketingError
+from f.marketing.job_log import log
+from f.marketing.windmill_api import current_job_id, job_workspace
+
+# Fixed, so that a re-run of a delivery records its failure under the same job id, once.
+REFUSALS = uuid.UUID("3c7e0f55-9b2a-4d61-8f4e-a2b6c1d9e870")
+
+
+class DeliveryFailed(MarketingError):
+    """The failure of a webhook delivery, raised by the job that records it."""
+
+
+def failure_job_id(delivery_job_id: str) -> str:
+    return str(uuid.uuid5(REFUSALS, delivery_job_id))
+
+
+def record(script: str, args: dict[str, Any], failure: Exception, labels: list[str]) -> dict:
+    """Queue the job that fails in the delivery's place; the delivery's own result. Re-raises
+    `failure` when nothing could be queued (a local run, Windmill refusing)."""
+    message = failure_message(failure)
+    delivery = current_job_id()
+    job_id = failure_job_id(delivery or str(uuid.uuid4()))
+    workspace = job_workspace()
+    try:
+        workspace.queue_job(
+            script, {**args, "failed": message}, delay=0, job_id=job_id, skip_preprocessor=True
+        )
+    except MarketingError:
+        raise failure from None
+    finally:
+        workspace.close()
+    unexpected = not isinstance(failure, MarketingError)
+    log.warning(
+        "delivery failed; recorded in job %s", job_id, exc_info=failure if unexpected else None
+    )
+    return {
+        "ok": False,
+        "failed": message.splitlines()[0],
+        "failure_job": job_id,
+        "wm_labels": [*labels, "delivery-failed"],
+    }
+
+
+def failure_message(failure: Exception) -> str:
+    """The failure as the recording job states it: our own messages carry no value and no
+    secret; anything else is named by its kind only."""
+    if isinstance(failure, MarketingError):
+        return str(failure)
+    return f"{type(failure).__name__} (an unexpected error; details in the delivery's log)"
+
+
+def fail_as_recorded(message: str) -> None:
+    """In the recording job: fail with the delivery's message, doing nothing else."""
+    raise DeliveryFailed(
+        f"{message}\n(Failure of a webhook delivery, recorded in this job so that the "
+        f"delivery's job keeps no token; replay it with f/marketing/replay.)"
+    )
