@@ -163,11 +163,11 @@ def baseline_run(users: int, speed: float) -> dict:
         stack.enter_context(mock.patch("f.marketing.workflow.QUEUE_ON_RATE_LIMIT", waiting))
         start = clock.seconds()
         for i in range(users):
-            handle_user_event(
-                event="user.registered", email=f"user{i}@bench.test", name=f"User {i}",
-                plan=("free", "pro", "business")[i % 3], source="import",
-                marketingConsent=i % 5 != 0, timestamp="2026-11-30T09:00:00Z",
-            )  # fmt: skip
+            event = {"event": "user.registered", "email": f"user{i}@bench.test",
+                     "name": f"User {i}", "plan": ("free", "pro", "business")[i % 3],
+                     "source": "import", "marketingConsent": i % 5 != 0,
+                     "timestamp": "2026-11-30T09:00:00Z"}  # fmt: skip
+            handle_user_event(payload=json.dumps(event))
         minutes = (clock.seconds() - start) / 60
     return {"rows/min": users / minutes, "ceiling": float(TWENTY_PER_MINUTE),
             "calls": services.calls(), "minutes": minutes}  # fmt: skip

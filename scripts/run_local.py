@@ -63,8 +63,7 @@ def main() -> int:
             # As a webhook with ?raw=true delivers it: the preprocessor takes the exact body.
             raw = json.dumps(body)
             event = {"kind": "webhook", "body": body, "raw_string": raw}
-            args = {"event": None, "email": None} | preprocessor(event)  # Windmill passes each
-            result = handle(**args, dry_run=not real)
+            result = handle(**preprocessor(event), dry_run=not real)
         except MarketingError as exc:
             print(f"Job failed: {exc}", file=sys.stderr)
             return 1

@@ -153,6 +153,13 @@ def windmill(monkeypatch, services) -> Windmill:
     return wm
 
 
+def run_event(dry_run: bool = False, **body) -> dict:
+    """handle_user_event run by hand: the event as JSON text, the only way it takes one."""
+    from f.marketing.handle_user_event import main
+
+    return main(payload=json.dumps(body), dry_run=dry_run)
+
+
 RAW = object()  # the exact JSON of the body, as a URL with ?raw=true passes it
 
 

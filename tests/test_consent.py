@@ -6,8 +6,8 @@ is an unsubscribe, and a boolean `false` overwrites a stored `true`; the stand-i
 
 import pytest
 
-from f.marketing.handle_user_event import main
 from f.marketing.mautic_client import NO_CONSENT_COMMENT
+from tests.conftest import run_event as main
 from tests.test_handle_user_event import EMAIL, churned, registered, steps, upgraded
 
 BOUNCE = {"channel": "email", "reason": 2, "comments": "Hard bounce: mailbox does not exist"}

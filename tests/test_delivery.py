@@ -8,10 +8,11 @@ import pytest
 from f.marketing.contract import event_key, parse_event
 from f.marketing.delivery import attempt_job_id
 from f.marketing.errors import JobFailed
-from f.marketing.handle_user_event import SCRIPT_PATH, main
+from f.marketing.handle_user_event import SCRIPT_PATH
 from f.marketing.refusal import failure_job_id
 from f.marketing.replay import replay_job_id
 from f.marketing.windmill_api import running_job
+from tests.conftest import run_event as main
 from tests.job_runner import JobRunner
 from tests.test_handle_user_event import EMAIL, registered
 
@@ -289,19 +290,40 @@ def test_replay_leaves_canceled_jobs_and_reads_big_args_on_their_own(services, w
     assert any("/jobs_u/get_args/" in c.request.url.path for c in services.router.calls)
 
 
-def test_replay_takes_a_failed_run_from_the_form_by_its_fields(services, windmill, worker):
+def test_replay_takes_a_failed_run_from_the_form_by_its_payload(services, windmill, worker):
     services.mautic.permissions.discard("lead:leads:create")  # fails for good, at once
-    job = worker.webhook(SCRIPT_PATH, {**registered(), "dry_run": False})
-    worker.windmill.jobs[job]["skip_preprocessor"] = True  # as the form runs it: the fields
+    job = worker.webhook(SCRIPT_PATH, {"payload": json.dumps(registered())})
+    worker.windmill.jobs[job]["skip_preprocessor"] = True  # as the form runs it
     worker.run_all()
     assert worker.results[job]["success"] is False
     services.mautic.permissions.add("lead:leads:create")
     result = run_replay(worker, since="2026-11-29T00:00:00Z", confirm=True)
     assert result["counts"] == {"queued": 1}
     replayed = windmill.api.jobs[replay_job_id(job)]
-    assert json.loads(replayed["args"]["payload"]) == parse_event(registered()).body()
+    assert json.loads(replayed["args"]["payload"]) == registered()
+    assert replayed["args"]["replay_of"] == job
     worker.run_all()
     assert services.mautic.contact_by_email(EMAIL) is not None
+
+
+def test_a_replay_that_fails_for_a_while_gets_later_attempts_of_its_own(services, windmill, worker):
+    """The failed chain's attempt ids stay in the job history: a replay that reused them
+    would find its next attempt 'already queued' and end well, the event lost."""
+    fail_for_good(services, worker, registered())
+    run_replay(worker, since="2026-11-29T00:00:00Z", confirm=True)
+    services.mautic.fault(503, times=4, path_contains="/contacts/new")  # down once more
+    worker.run_all()
+    assert services.mautic.contact_by_email(EMAIL) is not None
+    assert not alerts(services)[1:], "the first chain's alert only"
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["newer", "older-server"])
+def test_a_job_failed_in_the_windows_first_second_is_replayed(services, windmill, worker, strict):
+    fail_for_good(services, worker, registered())
+    failed = next(j for j in windmill.api.completed if not j["success"])
+    windmill.api.strict_time_bounds = strict
+    listed = run_replay(worker, since=failed["created_at"], until="2026-12-31T00:00:00Z")
+    assert [j["failed_job"] for j in listed["jobs"]] == [failed["id"]]
 
 
 def test_replay_refuses_a_window_that_makes_no_sense(services, windmill, worker):

@@ -6,8 +6,8 @@ import pytest
 from f.marketing.contract import event_key, parse_event
 from f.marketing.delivery import attempt_job_id
 from f.marketing.errors import JobFailed
-from f.marketing.handle_user_event import main
 from f.marketing.windmill_api import running_job
+from tests.conftest import run_event as main
 from tests.test_handle_user_event import EMAIL, registered, steps
 
 

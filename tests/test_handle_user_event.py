@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from f.marketing.errors import ConfigError, InvalidEvent, JobFailed
-from f.marketing.handle_user_event import main
+from f.marketing.handle_user_event import main as handler
 from f.marketing.refusal import DeliveryFailed
 from tests.conftest import run_as_webhook
+from tests.conftest import run_event as main
 
 EMAIL = "jane.doe@acme.com"
 
@@ -493,7 +494,7 @@ def test_bad_input_fails_before_any_call(services, windmill, body, expected):
 def test_an_error_never_echoes_the_value_it_refuses(services, windmill, via):
     body = registered(event="user.deleted-jane@acme.com")
     with pytest.raises((InvalidEvent, DeliveryFailed)) as caught:
-        main(**body) if via == "form" else run_as_webhook(main, body)
+        main(**body) if via == "form" else run_as_webhook(handler, body)
     assert "jane" not in str(caught.value) and "deleted" not in str(caught.value)
     assert "event: must be one of" in str(caught.value)
 
@@ -650,7 +651,7 @@ def test_the_job_is_labelled_for_the_runs_page(services, windmill):
 @pytest.mark.parametrize("example", ["user_registered", "user_upgraded", "user_churned"], ids=str)
 def test_the_example_webhook_bodies_run_as_windmill_passes_them(services, windmill, example):
     body = json.loads(Path(f"scripts/examples/{example}.json").read_text())
-    result = run_as_webhook(main, body)
+    result = run_as_webhook(handler, body)
     assert result["ok"] is True
     assert services.twenty.person_by_email(body["email"]) is not None
 
@@ -663,7 +664,7 @@ def test_a_webhook_body_cannot_turn_on_dry_run_or_bring_its_own_resources(servic
         "slack": {"webhook_url": elsewhere},
         "mautic": {"base_url": "https://mautic.attacker.test", "username": "u", "password": "p"},
     }
-    result = run_as_webhook(main, body)
+    result = run_as_webhook(handler, body)
 
     assert result["ok"] is True and "dry_run" not in result
     assert services.mautic.contact_by_email(EMAIL) is not None
@@ -678,12 +679,12 @@ def test_a_manual_run_keeps_its_dry_run_switch(services, windmill):
 
 @pytest.mark.parametrize("body", [["user.registered"], "user.registered", None], ids=str)
 def test_a_webhook_body_that_is_not_an_object_fails_before_any_call(services, windmill, body):
-    with pytest.raises(DeliveryFailed, match="body: must be a JSON object"):
-        run_as_webhook(main, body)
+    with pytest.raises(DeliveryFailed, match="payload: must be a JSON object"):
+        run_as_webhook(handler, body)
     assert services.total_calls == 0
 
 
 def test_a_webhook_body_without_name_or_with_extra_keys_is_fine(services, windmill):
     body = {k: v for k, v in registered().items() if k != "name"} | {"utm": "x", "id": "e1"}
-    assert run_as_webhook(main, body)["ok"] is True
+    assert run_as_webhook(handler, body)["ok"] is True
     assert services.twenty.person_by_email(EMAIL)["name"]["firstName"] == ""

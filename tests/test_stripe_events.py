@@ -11,10 +11,10 @@ from f.marketing.errors import (
     JobFailed,
     SetupIncomplete,
 )
-from f.marketing.handle_user_event import main as handle_user_event
 from f.marketing.refusal import DeliveryFailed
 from f.marketing.stripe_events import main
 from tests.conftest import run_as_webhook
+from tests.conftest import run_event as handle_user_event
 from tests.fakes import FakeStripe
 from tests.job_runner import JobRunner
 from tests.test_handle_user_event import EMAIL, registered

@@ -192,3 +192,36 @@ def test_skip_preprocessor_cannot_point_stripe_events_at_another_stripe(services
     worker.run(worker.take())
     assert attacker.calls.call_count == 0
     assert services.twenty.people == {} and services.mautic.contacts == {}
+
+
+def test_a_caller_skipping_the_preprocessor_cannot_have_a_secret_written_or_shown(
+    services, windmill, worker
+):
+    """With skip_preprocessor, the body's keys are main's arguments and the worker rewrites
+    them: fields as separate arguments would carry the secret into Twenty or a dry run's
+    plan. main takes the event only as JSON text, and a `failed` message only as JSON text."""
+    for forged in [
+        registered(name="$var:f/marketing/twenty_api_key"),  # fields: not main's arguments
+        {"payload": "$var:f/marketing/twenty_api_key", "dry_run": True},
+        {"payload": json.dumps(registered()), "failed": "$var:f/marketing/twenty_api_key"},
+    ]:
+        job = worker.webhook(SCRIPT_PATH, forged)
+        worker.windmill.jobs[job]["skip_preprocessor"] = True
+        worker.run_all()
+        assert SECRET not in json.dumps(worker.results[job], default=str)
+    assert SECRET not in stored(services)
+    assert services.twenty.people == {} and services.mautic.contacts == {}
+
+
+def test_a_stripe_payload_that_a_caller_made_a_secret_is_never_sent_or_shown(
+    services, windmill, worker
+):
+    windmill.api.variables["f/marketing/stripe_signing_secret"] = "whsec_TheRealSecret123"
+    windmill.api.put("f/marketing/stripe", {"signing_secret": "whsec_x", "api_key": "rk_test_x",
+                                            "api_base_url": "https://stripe.test"})  # fmt: skip
+    stripe = services.router.route(host="stripe.test").respond(404, json={"error": {}})
+    job = worker.webhook(STRIPE, {"payload": "$var:f/marketing/stripe_signing_secret"})
+    worker.windmill.jobs[job]["skip_preprocessor"] = True
+    worker.run_all()
+    assert stripe.calls.call_count == 0, "not an evt_ id: never put in a URL"
+    assert "whsec_TheRealSecret123" not in json.dumps(worker.results, default=str)

@@ -18,6 +18,13 @@ from f.marketing.workflow import Context, run
 from f.marketing.workflow import plan as plan_steps
 
 
+def chain_key(event_key: str, replay_of: str) -> str:
+    """The key of one chain of attempts: a replay starts a chain of its own, since the failed
+    chain's attempt ids stay taken in Windmill's job history (a second job with a known id is
+    refused), and its later attempts would otherwise be taken for ones already queued."""
+    return f"{event_key}:replay:{replay_of}" if replay_of else event_key
+
+
 @dataclass(frozen=True)
 class NextRun:
     """How a later attempt is queued: which script, with which arguments."""

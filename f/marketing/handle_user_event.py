@@ -10,7 +10,7 @@ no argument a caller sets decides which hosts the job talks to.
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from f.marketing.config import load_settings
 from f.marketing.contract import (
@@ -22,7 +22,7 @@ from f.marketing.contract import (
     parse_event,
 )
 from f.marketing.errors import InvalidEvent
-from f.marketing.event_job import EventJob, Later, NextRun
+from f.marketing.event_job import EventJob, Later, NextRun, chain_key
 from f.marketing.job_log import log_to_stdout
 from f.marketing.refusal import fail_as_recorded, record
 from f.marketing.windmill_api import job_workspace
@@ -49,68 +49,47 @@ def preprocessor(event: dict) -> dict:
 
 
 def main(
-    event: Literal["user.registered", "user.upgraded", "user.churned"],
-    email: str,
-    name: str | None = None,
-    plan: str | None = None,
-    source: str | None = None,
-    marketingConsent: bool | None = None,
-    previousPlan: str | None = None,
-    newPlan: str | None = None,
-    reason: str | None = None,
-    timestamp: str | None = None,
+    payload: str,
     dry_run: bool = False,
-    payload: str = "",
     from_webhook: bool = False,
     failed: str = "",
+    replay_of: str = "",
 ) -> dict:
     """Upsert the person in Twenty and the contact in Mautic, then notify Slack by rule.
 
+    The event comes as JSON text, never as separate fields: Windmill rewrites `$var:`/`$res:`
+    strings in a job's arguments before any code runs, with the rights of the job's owner, and
+    anyone who may run this script (a webhook token's holder, skipping the preprocessor) could
+    otherwise have a secret written into Twenty, Mautic and Slack, or shown in a dry run's
+    plan. A JSON text is never rewritten.
+
     Args:
-        event: The lifecycle event; it decides which of the fields below are read.
-        email: The user's email address.
-        name: user.registered: full name (optional).
-        plan: user.registered: the plan signed up for.
-        source: user.registered: where the signup came from.
-        marketingConsent: user.registered: whether the user agreed to marketing email.
-        previousPlan: user.upgraded: the plan before.
-        newPlan: user.upgraded: the plan after.
-        reason: user.churned: why the user left (optional).
-        timestamp: ISO 8601 time of the event; empty means now.
+        payload: The event as JSON, e.g. {"event": "user.registered", "email":
+            "jane@acme.com", "name": "Jane Doe", "plan": "pro", "source": "ads",
+            "marketingConsent": true, "timestamp": "2026-11-26T10:00:00Z"} (the webhook's
+            exact body; scripts/examples has one per event).
         dry_run: Validate and list the calls this event would make, without making any.
-        payload: The event as JSON text instead of the fields above: the webhook's exact body,
-            or what a later attempt or a replay carries. Leave it empty in the form.
-        from_webhook: Set by the webhook: the event must then come as payload. Leave it off.
-        failed: Set when a webhook delivery failed: this job then fails with that message in
-            its place (f/marketing/refusal.py). Leave it empty.
+        from_webhook: Set by the webhook (its preprocessor). Leave it off.
+        failed: Set when a webhook delivery failed: this job then fails in its place with the
+            delivery's message (f/marketing/refusal.py). Leave it empty.
+        replay_of: Set by f/marketing/replay: the failed job this run replays, so that its
+            later attempts get job ids of their own. Leave it empty.
     """
     log_to_stdout()
     if failed:
         fail_as_recorded(failed)
-    fields = {
-        "event": event,
-        "email": email,
-        "name": name,
-        "plan": plan,
-        "source": source,
-        "marketingConsent": marketingConsent,
-        "previousPlan": previousPlan,
-        "newPlan": newPlan,
-        "reason": reason,
-        "timestamp": timestamp,
-    }
     if not from_webhook:
-        return _handle(_from_payload(payload, fields) if payload else fields, dry_run)
+        return _handle(_fields(payload), dry_run, replay_of)
     try:
         if not payload:
             raise InvalidEvent(None, [f"body: {NO_RAW_BODY}"])
-        return _handle(_from_payload(payload, fields), dry_run)
+        return _handle(_fields(payload), dry_run, replay_of)
     except Exception as exc:  # a delivery's job must not fail: it would keep the token
         return record(SCRIPT_PATH, {"payload": payload}, exc, [])
 
 
-def _handle(given: dict[str, Any], dry_run: bool) -> dict:
-    # The form sends untouched optional text fields as "", a webhook may too: both mean "not given".
+def _handle(given: dict[str, Any], dry_run: bool, replay_of: str) -> dict:
+    # A body may send "" for what it does not know: it means "not given", as null does.
     given = {key: None if value == "" else value for key, value in given.items()}
     notes = []
     if given.get("timestamp") is None:
@@ -125,8 +104,10 @@ def _handle(given: dict[str, Any], dry_run: bool) -> dict:
     try:
         settings = load_settings(reader=resources.get)
         # The next attempt carries the event as JSON text, which Windmill never rewrites.
-        next_run = NextRun(SCRIPT_PATH, as_payload(parsed.body()), skip_preprocessor=True)
-        later = Later(event_key(parsed), settings.routing.retries, resources, next_run)
+        args = as_payload(parsed.body()) | ({"replay_of": replay_of} if replay_of else {})
+        next_run = NextRun(SCRIPT_PATH, args, skip_preprocessor=True)
+        key = chain_key(event_key(parsed), replay_of)
+        later = Later(key, settings.routing.retries, resources, next_run)
         return EventJob(parsed, settings, later, notes).handle(dry_run)
     finally:
         resources.close()
@@ -137,14 +118,12 @@ def as_payload(body: dict[str, Any]) -> dict[str, str]:
     return {"payload": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}
 
 
-def _from_payload(payload: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """The body's fields, from the payload's JSON text; the form's fields must be empty."""
-    if any(value not in (None, "") for value in fields.values()):
-        raise InvalidEvent(None, ["payload: give the event either as payload or as its fields"])
+def _fields(payload: Any) -> dict[str, Any]:
+    """The body's fields, from the payload's JSON text (never echoing what it holds)."""
     try:
-        body = json.loads(payload)
+        body = json.loads(payload) if isinstance(payload, str) else None
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise InvalidEvent(None, ["body: must be a JSON object with the event's fields"])
+        raise InvalidEvent(None, ["payload: must be a JSON object with the event's fields"])
     return {key: body.get(key) for key in BODY_FIELDS}

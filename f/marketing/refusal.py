@@ -13,6 +13,7 @@ workspace error handler and f/marketing/replay find it. When that job cannot be 
 delivery fails itself, so that no failure goes unseen.
 """
 
+import json
 import uuid
 from typing import Any
 
@@ -41,7 +42,11 @@ def record(script: str, args: dict[str, Any], failure: Exception, labels: list[s
     workspace = job_workspace()
     try:
         workspace.queue_job(
-            script, {**args, "failed": message}, delay=0, job_id=job_id, skip_preprocessor=True
+            script,
+            {**args, "failed": json.dumps({"message": message})},
+            delay=0,
+            job_id=job_id,
+            skip_preprocessor=True,
         )
     except MarketingError:
         raise failure from None
@@ -67,8 +72,16 @@ def failure_message(failure: Exception) -> str:
     return f"{type(failure).__name__} (an unexpected error; details in the delivery's log)"
 
 
-def fail_as_recorded(message: str) -> None:
-    """In the recording job: fail with the delivery's message, doing nothing else."""
+def fail_as_recorded(failed: Any) -> None:
+    """In the recording job: fail with the delivery's message, doing nothing else. The message
+    travels as JSON text, which Windmill never rewrites: a caller's `$var:` here would
+    otherwise be the job's error, in the Runs page and the Slack alert."""
+    try:
+        message = json.loads(failed)["message"] if isinstance(failed, str) else None
+    except (ValueError, KeyError, TypeError):
+        message = None
+    if not isinstance(message, str):
+        raise DeliveryFailed("failed: not a recorded delivery failure (leave it empty)")
     raise DeliveryFailed(
         f"{message}\n(Failure of a webhook delivery, recorded in this job so that the "
         f"delivery's job keeps no token; replay it with f/marketing/replay.)"

@@ -29,6 +29,7 @@ from f.marketing.windmill_api import Progress, WindmillApi, job_workspace
 
 HANDLER = "f/marketing/handle_user_event"
 STRIPE = "f/marketing/stripe_events"
+EDGE = timedelta(seconds=1)
 REPLAYS = uuid.UUID("0b7d8f0e-4a39-4f6e-8c1e-5d2a9e7b3c61")
 # An event the contract refused fails the same way however often it is replayed.
 INVALID = re.compile(r"^Invalid ([\w.]+ ){0,2}event:")
@@ -53,8 +54,13 @@ def main(since: str = "", until: str = "", confirm: bool = False) -> dict:
         raise ConfigError("replay reads Windmill's job history: run it in Windmill")
     try:
         failed = []
+        # Older servers compare whole seconds, strictly: ask a second wider on each side,
+        # then keep what is inside the window (completed_jobs.rs; newer ones are inclusive).
+        after, before = (start - EDGE).isoformat(), (end + EDGE).isoformat()
         for script in (HANDLER, STRIPE):
-            found = workspace.failed_jobs(script, start.isoformat(), end.isoformat())
+            found = [
+                j for j in workspace.failed_jobs(script, after, before) if _within(j, start, end)
+            ]
             log.info("%d failed %s jobs from %s to %s", len(found), script, start, end)
             failed += [{**job, "script_path": script} for job in found]
         failed.sort(key=lambda job: str(job.get("created_at")))
@@ -96,7 +102,9 @@ def _replay(workspace: WindmillApi, listed: dict, confirm: bool) -> dict:
     replay_id = replay_job_id(str(listed["id"]))
     if not confirm:
         return {**item, "status": "would queue", "replay_job": replay_id}
-    queued = workspace.queue_job(script, body, delay=0, job_id=replay_id, skip_preprocessor=True)
+    # Its own chain of later attempts: the failed chain's job ids stay taken (event_job.py).
+    args = {**body, "replay_of": str(listed["id"])}
+    queued = workspace.queue_job(script, args, delay=0, job_id=replay_id, skip_preprocessor=True)
     return {**item, "status": "queued" if queued else "already replayed", "replay_job": replay_id}
 
 
@@ -146,6 +154,14 @@ def _stripe_body(text: str | None) -> tuple[dict | None, str | None]:
         return None, None
     kind = event.get("type") if isinstance(event.get("type"), str) else "event"
     return {"payload": event_id}, f"stripe {kind} {event_id}"
+
+
+def _within(job: dict, start: datetime, end: datetime) -> bool:
+    try:
+        created = _moment(str(job.get("created_at")), "created_at")
+    except ConfigError:
+        return True  # a shape we cannot read: listed rather than lost
+    return start <= created <= end
 
 
 def _window(since: str, until: str) -> tuple[datetime, datetime]:

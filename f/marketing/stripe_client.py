@@ -87,8 +87,9 @@ class StripeClient:
         return self.http.request("GET", path, action=action, read=_json, **kwargs)
 
 
-def stripe_id(value: Any, what: str) -> str:
-    """An id from an event, checked before it goes into a URL path."""
-    if not isinstance(value, str) or not _ID.fullmatch(value):
+def stripe_id(value: Any, what: str, prefix: str = "") -> str:
+    """An id from an event, checked before it goes into a URL path (and, with its prefix,
+    before a text a caller gave is sent anywhere: Windmill may have put a secret in it)."""
+    if not isinstance(value, str) or not _ID.fullmatch(value) or not value.startswith(prefix):
         raise InvalidEvent(None, [f"{what}: not a Stripe id"])
     return value

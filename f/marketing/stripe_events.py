@@ -18,7 +18,7 @@ from typing import Any
 
 from f.marketing.config import STRIPE_PATH, Settings, StripeSettings, load_resource, load_settings
 from f.marketing.errors import InvalidEvent, JobFailed, ServiceError, SignatureRefused
-from f.marketing.event_job import EventJob, Later, NextRun
+from f.marketing.event_job import EventJob, Later, NextRun, chain_key
 from f.marketing.job_log import log, log_to_stdout
 from f.marketing.refusal import fail_as_recorded, record
 from f.marketing.stripe_client import StripeClient, stripe_id
@@ -57,6 +57,7 @@ def main(
     from_webhook: bool = False,
     dry_run: bool = False,
     failed: str = "",
+    replay_of: str = "",
 ) -> dict:
     """Apply one Stripe event: a subscription's plan change, or a note saying why not.
 
@@ -69,19 +70,23 @@ def main(
             used as it is).
         failed: Set when a webhook delivery failed: this job then fails with that message in
             its place (f/marketing/refusal.py). Leave it empty.
+        replay_of: Set by f/marketing/replay: the failed job this run replays, so that its
+            later attempts get job ids of their own. Leave it empty.
     """
     log_to_stdout()
     if failed:
         fail_as_recorded(failed)
     if not from_webhook:
-        return _handle(payload, stripe_signature, False, dry_run)
+        return _handle(payload, stripe_signature, False, dry_run, replay_of)
     try:
-        return _handle(payload, stripe_signature, True, dry_run)
+        return _handle(payload, stripe_signature, True, dry_run, replay_of)
     except Exception as exc:  # a delivery's job must not fail: it would keep the URL's token
         return record(SCRIPT_PATH, {"payload": payload}, exc, ["stripe"])
 
 
-def _handle(payload: str, stripe_signature: str, from_webhook: bool, dry_run: bool) -> dict:
+def _handle(
+    payload: str, stripe_signature: str, from_webhook: bool, dry_run: bool, replay_of: str
+) -> dict:
     resources = job_workspace()
     try:
         stripe_settings = load_resource(StripeSettings, None, STRIPE_PATH, resources.get)
@@ -92,7 +97,7 @@ def _handle(payload: str, stripe_signature: str, from_webhook: bool, dry_run: bo
         settings = load_settings(reader=resources.get)
         client = StripeClient.from_settings(stripe_settings, QUEUE_ON_RATE_LIMIT)
         try:
-            return _apply(signed, payload, dry_run, settings, client, resources)
+            return _apply(signed, payload, dry_run, settings, client, resources, replay_of)
         finally:
             client.close()
     finally:
@@ -122,11 +127,14 @@ def _apply(
     settings: Settings,
     client: StripeClient,
     resources: Workspace,
+    replay_of: str,
 ) -> dict:
     notes: list[str] = []
     event_id, pasted = (signed["id"], signed) if signed else _pasted(payload)
-    retry = NextRun(SCRIPT_PATH, {"payload": event_id}, skip_preprocessor=True)
-    later = Later(f"stripe:{event_id}", settings.routing.retries, resources, retry)
+    args = {"payload": event_id} | ({"replay_of": replay_of} if replay_of else {})
+    retry = NextRun(SCRIPT_PATH, args, skip_preprocessor=True)
+    key = chain_key(f"stripe:{event_id}", replay_of)
+    later = Later(key, settings.routing.retries, resources, retry)
     try:
         if signed is not None:
             stripe_event = signed
@@ -169,7 +177,7 @@ def _pasted(payload: str) -> tuple[str, dict[str, Any] | None]:
     if text.startswith("{"):
         event = _event_json(text)
         return event["id"], event
-    return stripe_id(text, "payload (an event id, evt_...)"), None
+    return stripe_id(text, "payload (an event id, evt_...)", "evt_"), None
 
 
 def _event_json(text: str) -> dict[str, Any]:
@@ -182,5 +190,5 @@ def _event_json(text: str) -> dict[str, Any]:
 def _as_event(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict) or event.get("object") != "event" or not event.get("type"):
         raise InvalidEvent(None, ["payload: not a Stripe event (a JSON object with object: event)"])
-    event["id"] = stripe_id(event.get("id"), "payload id")
+    event["id"] = stripe_id(event.get("id"), "payload id", "evt_")
     return event

@@ -55,6 +55,7 @@ class FakeWindmill(FakeService):
         # "include_header": older ones only the headers named in ?include_header=, renamed
         # lowercase with - as _ (windmill-api args.rs @005fbdf, build_headers).
         self.header_mode = "all"
+        self.strict_time_bounds = False
         self.username = "deployer"
         self.is_admin = False
         prefix = rf"/api/w/{re.escape(workspace)}/resources"
@@ -223,8 +224,7 @@ class FakeWindmill(FakeService):
             if job["script_path"] == params.get("script_path_exact", job["script_path"])
             # success=false: status failure OR canceled (query.rs, filter_list_completed_query)
             and (wanted is None or (wanted == "true") == (job["success"] and not job["canceled"]))
-            and job["created_at"] >= params.get("created_after", "")
-            and job["created_at"] <= params.get("created_before", "9999")
+            and self._in_bounds(job["created_at"], params)
         ]
         jobs.sort(key=lambda job: job["created_at"], reverse=params.get("order_desc") != "false")
         page, per_page = int(params.get("page", 1)), int(params.get("per_page", 30))
@@ -237,6 +237,17 @@ class FakeWindmill(FakeService):
             for job in jobs[(page - 1) * per_page : page * per_page]
         ]
         return json_response(200, listed)
+
+    def _in_bounds(self, created: str, params: Any) -> bool:
+        """Newer servers: both bounds inclusive. Older ones (`strict_time_bounds`): whole
+        seconds, strictly after and before (completed_jobs.rs, to_timestamp)."""
+        after, before = params.get("created_after"), params.get("created_before")
+        if not self.strict_time_bounds:
+            return (after is None or created >= after) and (before is None or created <= before)
+        second = int(datetime.fromisoformat(created).timestamp())
+        return (after is None or second > int(datetime.fromisoformat(after).timestamp())) and (
+            before is None or second < int(datetime.fromisoformat(before).timestamp())
+        )
 
     def get_job(self, request: httpx.Request, job_id: str) -> httpx.Response:
         """A queued job, or a finished one with its args and result (`type` tells which)."""
