@@ -2,13 +2,15 @@
 
 import inspect
 import json
+import sys
+import uuid
 from dataclasses import dataclass
 
 import pytest
 import respx
 
 from f.marketing.notifications import LEDGER_PREFIX
-from f.marketing.windmill_api import job_workspace
+from f.marketing.windmill_api import job_workspace, running_job
 from tests.fakes import FakeMautic, FakeSlackApi, FakeSlackWebhook, FakeTwenty, FakeWindmill
 
 ROUTING = {
@@ -136,9 +138,14 @@ class Windmill:
         }
 
 
+# The Windmill stand-in of the running test, for calls made the way a webhook makes them.
+ACTIVE: list[FakeWindmill] = []
+
+
 @pytest.fixture
 def windmill(monkeypatch, services) -> Windmill:
     api = FakeWindmill()
+    monkeypatch.setattr(sys.modules[__name__], "ACTIVE", [api])
     api.mount(services.router)
     monkeypatch.setenv("WM_WORKSPACE", api.workspace)
     monkeypatch.setenv("WM_TOKEN", api.token)
@@ -167,11 +174,22 @@ def run_as_webhook(main, body, *, raw=RAW, headers: dict | None = None):
     """Call `main` the way a Windmill webhook does (windmill.md, "fake runner"). A delivery
     that failed records its failure in a job of its own (f/marketing/refusal.py): that job is
     then run as a worker would, and raises DeliveryFailed with the delivery's message."""
-    result = main(**webhook_args(main, body, raw=raw, headers=headers))
+    module = inspect.getmodule(main)
+    event = trigger_event(body, raw=raw, headers=headers)
+    job_id = str(uuid.uuid4())
+    if ACTIVE and hasattr(module, "preprocessor"):  # stored as Windmill stores a delivery
+        ACTIVE[0].jobs[job_id] = {
+            "id": job_id, "script_path": module.__name__.replace(".", "/"),
+            "args": {"event": event}, "state": "running", "skip_preprocessor": False,
+            "parent_job": None, "created_at": ACTIVE[0].clock().isoformat(),
+            "scheduled_in_secs": 0,
+        }  # fmt: skip
+    with running_job(job_id):
+        result = main(**webhook_args(main, body, raw=raw, headers=headers))
     if isinstance(result, dict) and result.get("failure_job"):
         workspace = job_workspace()
         try:
-            recorded = workspace.finished_job(result["failure_job"])
+            recorded = workspace.read_job(result["failure_job"])
         finally:
             workspace.close()
         assert recorded["skip_preprocessor"] and "failed" in recorded["args"]

@@ -369,3 +369,22 @@ def test_a_re_run_that_fails_another_way_starts_no_second_branch(services, windm
     queued = {j["id"] for j in attempts(windmill)} - {first, rerun}
     assert queued == {attempt_job_id(key, 1, 1)}
     assert worker.results[rerun]["result"]["status"] == "retry-scheduled"
+
+
+def test_a_re_run_of_an_old_attempt_that_fails_for_a_while_goes_on_in_a_chain_of_its_own(
+    services, windmill, worker
+):
+    """Run again from the Runs page, long after the chain went on: its next attempt's id is
+    taken by a job that finished, and taking that for 'already queued' would end the re-run
+    well with nothing left to run."""
+    services.mautic.fault(503, times=4, path_contains="/contacts/new")
+    first = worker.webhook(SCRIPT_PATH, registered())
+    worker.run_all()
+    assert len(attempts(windmill)) == 2  # the first, and its second attempt, which applied
+    services.mautic.fault(503, times=4, path_contains="/contacts/new")
+    again = worker.webhook(SCRIPT_PATH, windmill.api.jobs[first]["args"])  # its stored args
+    windmill.api.jobs[again]["skip_preprocessor"] = True
+    worker.run_all()
+    assert worker.results[again]["result"]["status"] == "retry-scheduled"
+    forked = [j for j in attempts(windmill) if j["args"].get("replay_of") == again]
+    assert len(forked) == 1 and worker.results[forked[0]["id"]]["result"]["ok"] is True

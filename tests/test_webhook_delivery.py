@@ -143,15 +143,47 @@ def test_a_failed_delivery_keeps_no_token_its_failure_is_a_job_of_its_own(
     assert services.twenty.people == {} and services.mautic.contacts == {}
 
 
-def test_a_re_run_of_a_failed_delivery_records_its_failure_once(services, windmill, worker):
+def test_a_re_run_of_a_failed_delivery_fails_itself_and_records_nothing_more(
+    services, windmill, worker
+):
+    """A re-run has the stored arguments (the exact body), no trigger event: nothing to hide."""
     delivery = worker.webhook(SCRIPT_PATH, registered(email="not-an-email"))
     worker.run_all()
     job = worker.windmill.jobs[delivery]
     job.update(state="queued", skip_preprocessor=True)  # "Run again" with its stored args
     worker.run_all()
-    assert worker.results[delivery]["success"] is True
+    assert worker.results[delivery]["success"] is False
+    assert set(job["args"]) == {"payload", "from_webhook"}
     recorded = [j for j in worker.windmill.jobs.values() if "failed" in j["args"]]
     assert len(recorded) == 1
+
+
+def test_a_caller_claiming_a_webhook_cannot_have_a_secret_copied_into_a_new_job(
+    services, windmill, worker
+):
+    """With skip_preprocessor a caller sets from_webhook and payload; the worker puts the
+    secret in payload. The failure is recorded from the job's stored arguments, never from
+    payload: here there is no trigger event, so nothing is recorded and the job fails."""
+    job = worker.webhook(
+        SCRIPT_PATH, {"payload": "$var:f/marketing/twenty_api_key", "from_webhook": True}
+    )
+    worker.windmill.jobs[job]["skip_preprocessor"] = True
+    worker.run_all()
+    assert worker.results[job]["success"] is False
+    assert SECRET not in json.dumps(worker.windmill.jobs, default=str)
+    assert SECRET not in json.dumps(worker.results, default=str)
+
+
+def test_replay_of_must_be_a_job_id(services, windmill, worker):
+    """It is copied into the next attempt's arguments, where a `$var:` would have become the
+    secret it names."""
+    services.mautic.fault(503, times=4, path_contains="/contacts/new")
+    job = worker.webhook(SCRIPT_PATH, {"payload": json.dumps(registered()),
+                                       "replay_of": "$var:f/marketing/twenty_api_key"})  # fmt: skip
+    worker.windmill.jobs[job]["skip_preprocessor"] = True
+    worker.run_all()
+    assert "replay_of: not a job id" in worker.results[job]["result"]["error"]["message"]
+    assert SECRET not in json.dumps(worker.windmill.jobs, default=str)
 
 
 def test_skip_preprocessor_cannot_bring_resources_or_a_dry_run_to_a_webhook_job(

@@ -52,7 +52,7 @@ def attempt_job_id(key: str, number: int, rate_limited: int = 0) -> str:
 def attempt_of(key: str, job_id: str, retries: Retries) -> Attempt:
     """Which attempt of the event this job is: the first unless this scheme queued it."""
     try:
-        if uuid.UUID(job_id).version != 5:  # webhooks and the emitter use random (v4) ids
+        if uuid.UUID(job_id).version != 5:  # not one of ours (the emitter: v4; Windmill: ULIDs)
             return FIRST
     except ValueError:
         return FIRST

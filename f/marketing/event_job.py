@@ -5,13 +5,14 @@ Shared by the scripts that turn something into a contract event: handle_user_eve
 SaaS's own webhook) and stripe_events (Stripe's). Each says how its next attempt is queued.
 """
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from f.marketing.config import Retries, Settings
 from f.marketing.contract import Event
-from f.marketing.delivery import attempt_of, next_attempt
-from f.marketing.errors import JobFailed, MarketingError
+from f.marketing.delivery import NextAttempt, attempt_of, next_attempt
+from f.marketing.errors import InvalidEvent, JobFailed, MarketingError
 from f.marketing.job_log import log
 from f.marketing.windmill_api import Workspace, current_job_id
 from f.marketing.workflow import Context, run
@@ -21,8 +22,17 @@ from f.marketing.workflow import plan as plan_steps
 def chain_key(event_key: str, replay_of: str) -> str:
     """The key of one chain of attempts: a replay starts a chain of its own, since the failed
     chain's attempt ids stay taken in Windmill's job history (a second job with a known id is
-    refused), and its later attempts would otherwise be taken for ones already queued."""
-    return f"{event_key}:replay:{replay_of}" if replay_of else event_key
+    refused), and its later attempts would otherwise be taken for ones already queued.
+
+    `replay_of` must be a job id: it is copied into the next attempt's arguments, and the
+    worker would have replaced a `$var:` given there with the secret it names."""
+    if not replay_of:
+        return event_key
+    try:
+        uuid.UUID(replay_of)
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidEvent(None, ["replay_of: not a job id"]) from None
+    return f"{event_key}:replay:{replay_of}"
 
 
 @dataclass(frozen=True)
@@ -38,38 +48,31 @@ class NextRun:
 class Later:
     """The attempts of one event: which one this job is, and how to queue the next."""
 
-    def __init__(self, key: str, retries: Retries, resources: Workspace, next_run: NextRun):
-        self.key, self.retries, self.resources, self.next_run = key, retries, resources, next_run
-        self.attempt = attempt_of(key, current_job_id(), retries)
+    def __init__(
+        self,
+        event_key: str,
+        retries: Retries,
+        resources: Workspace,
+        next_run: NextRun,
+        replay_of: str = "",
+    ):
+        self.event_key, self.retries, self.resources = event_key, retries, resources
+        self.next_run = next_run
+        self.key = chain_key(event_key, replay_of)
+        self.attempt = attempt_of(self.key, current_job_id(), retries)
 
     def queue(self, failed: JobFailed, name: str, notes: list[str], labels: list[str]) -> dict:
         """Queue the next attempt and end well; after the last one, fail for the error handler."""
         retries = self.retries
-        upcoming = next_attempt(
-            self.key,
-            self.attempt,
-            retries,
-            retry_after=failed.retry_after,
-            rate_limited=failed.rate_limited,
-        )
-        if upcoming is None:
-            raise JobFailed(
-                f"{failed}\nGave up: this was attempt {self.attempt.number} of "
-                f"{retries.attempts}; replay it with f/marketing/replay once the cause is fixed.",
-                failed.summary,
-            ) from None
-        next_job = upcoming.job_id
+        upcoming = self._upcoming(self.key, failed)
         try:
-            if self.resources.job_exists(upcoming.sibling_job_id):  # a re-run failed otherwise
-                queued, next_job = False, upcoming.sibling_job_id
-            else:
-                queued = self.resources.queue_job(
-                    self.next_run.script,
-                    self.next_run.args,
-                    delay=upcoming.delay,
-                    job_id=next_job,
-                    skip_preprocessor=self.next_run.skip_preprocessor,
-                )
+            queued, next_job = self._queue(upcoming, self.next_run.args)
+            if next_job is None:
+                # The next attempt of this chain ran long ago: this job is a re-run of an old
+                # attempt (Runs page). Its own chain goes on, or the event would end here.
+                fork = current_job_id()
+                upcoming = self._upcoming(chain_key(self.event_key, fork), failed)
+                queued, next_job = self._queue(upcoming, {**self.next_run.args, "replay_of": fork})
         except MarketingError as exc:
             raise JobFailed(
                 f"{failed}\nThe next attempt could not be queued ({exc}): replay this job.",
@@ -93,6 +96,39 @@ class Later:
             "notes": notes,
             "wm_labels": [name, *labels, "retry-scheduled"],
         }
+
+    def _upcoming(self, key: str, failed: JobFailed) -> NextAttempt:
+        upcoming = next_attempt(
+            key,
+            self.attempt,
+            self.retries,
+            retry_after=failed.retry_after,
+            rate_limited=failed.rate_limited,
+        )
+        if upcoming is None:
+            raise JobFailed(
+                f"{failed}\nGave up: this was attempt {self.attempt.number} of "
+                f"{self.retries.attempts}; replay it with f/marketing/replay once the cause is "
+                f"fixed.",
+                failed.summary,
+            ) from None
+        return upcoming
+
+    def _queue(self, upcoming: NextAttempt, args: dict[str, Any]) -> tuple[bool, str | None]:
+        """(queued now, the next job's id); the id is None when the chain's next attempt ran
+        already. A sibling waiting (a re-run that failed another way) is the next attempt."""
+        if self.resources.job_state(upcoming.sibling_job_id) == "queued":
+            return False, upcoming.sibling_job_id
+        queued = self.resources.queue_job(
+            self.next_run.script,
+            args,
+            delay=upcoming.delay,
+            job_id=upcoming.job_id,
+            skip_preprocessor=self.next_run.skip_preprocessor,
+        )
+        if queued or self.resources.job_state(upcoming.job_id) != "completed":
+            return queued, upcoming.job_id
+        return False, None
 
 
 @dataclass

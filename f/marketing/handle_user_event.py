@@ -22,7 +22,7 @@ from f.marketing.contract import (
     parse_event,
 )
 from f.marketing.errors import InvalidEvent
-from f.marketing.event_job import EventJob, Later, NextRun, chain_key
+from f.marketing.event_job import EventJob, Later, NextRun
 from f.marketing.job_log import log_to_stdout
 from f.marketing.refusal import fail_as_recorded, record
 from f.marketing.windmill_api import job_workspace
@@ -85,7 +85,7 @@ def main(
             raise InvalidEvent(None, [f"body: {NO_RAW_BODY}"])
         return _handle(_fields(payload), dry_run, replay_of)
     except Exception as exc:  # a delivery's job must not fail: it would keep the token
-        return record(SCRIPT_PATH, {"payload": payload}, exc, [])
+        return record(SCRIPT_PATH, exc, [])
 
 
 def _handle(given: dict[str, Any], dry_run: bool, replay_of: str) -> dict:
@@ -106,8 +106,7 @@ def _handle(given: dict[str, Any], dry_run: bool, replay_of: str) -> dict:
         # The next attempt carries the event as JSON text, which Windmill never rewrites.
         args = as_payload(parsed.body()) | ({"replay_of": replay_of} if replay_of else {})
         next_run = NextRun(SCRIPT_PATH, args, skip_preprocessor=True)
-        key = chain_key(event_key(parsed), replay_of)
-        later = Later(key, settings.routing.retries, resources, next_run)
+        later = Later(event_key(parsed), settings.routing.retries, resources, next_run, replay_of)
         return EventJob(parsed, settings, later, notes).handle(dry_run)
     finally:
         resources.close()

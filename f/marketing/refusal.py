@@ -33,17 +33,24 @@ def failure_job_id(delivery_job_id: str) -> str:
     return str(uuid.uuid5(REFUSALS, delivery_job_id))
 
 
-def record(script: str, args: dict[str, Any], failure: Exception, labels: list[str]) -> dict:
+def record(script: str, failure: Exception, labels: list[str]) -> dict:
     """Queue the job that fails in the delivery's place; the delivery's own result. Re-raises
-    `failure` when nothing could be queued (a local run, Windmill refusing)."""
+    `failure` when this job is no delivery, or nothing could be queued (a local run).
+
+    The body recorded is the one Windmill stored with this job (its trigger event's
+    `raw_string`), never `main`'s `payload`: a caller that skips the preprocessor sets that
+    argument, and the worker has replaced a `$var:` there with the secret it names."""
     message = failure_message(failure)
     delivery = current_job_id()
     job_id = failure_job_id(delivery or str(uuid.uuid4()))
     workspace = job_workspace()
     try:
+        raw = _delivered_body(workspace.read_job(delivery)) if delivery else None
+        if raw is None:
+            raise failure  # no trigger event stored: not a delivery, so nothing to hide
         workspace.queue_job(
             script,
-            {**args, "failed": json.dumps({"message": message})},
+            {"payload": raw, "failed": json.dumps({"message": message})},
             delay=0,
             job_id=job_id,
             skip_preprocessor=True,
@@ -62,6 +69,16 @@ def record(script: str, args: dict[str, Any], failure: Exception, labels: list[s
         "failure_job": job_id,
         "wm_labels": [*labels, "delivery-failed"],
     }
+
+
+def _delivered_body(job: dict[str, Any]) -> str | None:
+    """The exact body of a delivery, from its stored trigger event ("" without ?raw=true);
+    None when the job's arguments are no trigger event."""
+    event = (job.get("args") or {}).get("event") if isinstance(job.get("args"), dict) else None
+    if not isinstance(event, dict) or "kind" not in event:
+        return None
+    raw = event.get("raw_string")
+    return raw if isinstance(raw, str) else ""
 
 
 def failure_message(failure: Exception) -> str:

@@ -88,7 +88,7 @@ def _replay(workspace: WindmillApi, listed: dict, confirm: bool) -> dict:
     item = {"failed_job": listed.get("id"), "script": script, "failed_at": listed.get("created_at")}
     if listed.get("canceled"):
         return {**item, "status": "skipped", "reason": "canceled, not failed"}
-    job = workspace.finished_job(str(listed["id"]))
+    job = workspace.read_job(str(listed["id"]))
     args = job.get("args") if isinstance(job.get("args"), dict) else {}
     text = _event_text(args)
     body, event = _stripe_body(text) if script == STRIPE else _handler_body(text, args)

@@ -18,7 +18,7 @@ from typing import Any
 
 from f.marketing.config import STRIPE_PATH, Settings, StripeSettings, load_resource, load_settings
 from f.marketing.errors import InvalidEvent, JobFailed, ServiceError, SignatureRefused
-from f.marketing.event_job import EventJob, Later, NextRun, chain_key
+from f.marketing.event_job import EventJob, Later, NextRun
 from f.marketing.job_log import log, log_to_stdout
 from f.marketing.refusal import fail_as_recorded, record
 from f.marketing.stripe_client import StripeClient, stripe_id
@@ -81,7 +81,7 @@ def main(
     try:
         return _handle(payload, stripe_signature, True, dry_run, replay_of)
     except Exception as exc:  # a delivery's job must not fail: it would keep the URL's token
-        return record(SCRIPT_PATH, {"payload": payload}, exc, ["stripe"])
+        return record(SCRIPT_PATH, exc, ["stripe"])
 
 
 def _handle(
@@ -133,8 +133,7 @@ def _apply(
     event_id, pasted = (signed["id"], signed) if signed else _pasted(payload)
     args = {"payload": event_id} | ({"replay_of": replay_of} if replay_of else {})
     retry = NextRun(SCRIPT_PATH, args, skip_preprocessor=True)
-    key = chain_key(f"stripe:{event_id}", replay_of)
-    later = Later(key, settings.routing.retries, resources, retry)
+    later = Later(f"stripe:{event_id}", settings.routing.retries, resources, retry, replay_of)
     try:
         if signed is not None:
             stripe_event = signed

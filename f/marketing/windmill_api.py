@@ -75,7 +75,7 @@ class Workspace(Protocol):
         job_id: str,
         skip_preprocessor: bool = False,
     ) -> bool: ...
-    def job_exists(self, job_id: str) -> bool: ...
+    def job_state(self, job_id: str) -> str | None: ...
     def show_progress(self, percent: int) -> None: ...
     def open_file(self, s3_object: dict[str, Any]) -> Any: ...
     def close(self) -> None: ...
@@ -199,21 +199,30 @@ class WindmillApi:
             )
         return True
 
-    def job_exists(self, job_id: str) -> bool:
-        """Whether Windmill has a job with this id, queued or done."""
+    def job_state(self, job_id: str) -> str | None:
+        """ "queued" (or running), "completed", or None when Windmill has no job with this id
+        (`jobs_u/get` answers a QueuedJob or a CompletedJob, 404 for none)."""
+
+        def read(response: httpx.Response) -> str | None:
+            if response.status_code == 404:
+                return None
+            job = response.json()
+            done = job.get("type") == "CompletedJob" or "success" in job
+            return "completed" if done else "queued"
+
         return self.http.request(
             "GET",
             f"{self._workspace}/jobs_u/get/{job_id}",
             action="look for a queued attempt",
             ok_statuses=(404,),
-            read=lambda response: response.status_code != 404,
+            read=read,
         )
 
     def failed_jobs(self, path: str, after: str, before: str) -> list[dict[str, Any]]:
         """Finished runs of the script created in [after, before] that did not succeed, oldest
         first: canceled ones too (`success=false` matches both). Listed jobs carry no result
         and no args (`include_args`, which Windmill Cloud refuses, is not asked for): read
-        each with `finished_job`. windmill-api-jobs types.rs ListableCompletedJob, query.rs."""
+        each with `read_job`. windmill-api-jobs types.rs ListableCompletedJob, query.rs."""
         jobs: list[dict[str, Any]] = []
         page = 1
         while True:
@@ -237,20 +246,22 @@ class WindmillApi:
                 return jobs
             page += 1
 
-    def finished_job(self, job_id: str) -> dict[str, Any]:
-        """One finished job with its args and result (`jobs_u/get`); args too big to ship
-        with the job (`{"reason": "WINDMILL_TOO_BIG"}`) are read on their own."""
+    def read_job(self, job_id: str) -> dict[str, Any]:
+        """One job, queued, running or finished (`type` QueuedJob or CompletedJob), with its
+        args as Windmill stores them (before any rewriting) and, once finished, its result
+        (`jobs_u/get`); args too big to ship with the job (`{"reason": "WINDMILL_TOO_BIG"}`)
+        are read on their own."""
         job = self.http.request(
             "GET",
             f"{self._workspace}/jobs_u/get/{job_id}",
-            action="read a failed job",
+            action="read a job",
             read=lambda response: dict(response.json()),
         )
         if job.get("args") == {"reason": "WINDMILL_TOO_BIG"}:
             job["args"] = self.http.request(
                 "GET",
                 f"{self._workspace}/jobs_u/get_args/{job_id}",
-                action="read a failed job's arguments",
+                action="read a job's arguments",
                 read=lambda response: response.json(),
             )
         return job
@@ -327,8 +338,8 @@ class LocalWorkspace:
     def list_paths(self, path_start: str) -> list[dict[str, Any]]:
         return [{"path": p} for p in self._values if p.startswith(path_start)]
 
-    def job_exists(self, job_id: str) -> bool:
-        return False
+    def job_state(self, job_id: str) -> str | None:
+        return None
 
     def queue_job(
         self,
