@@ -194,6 +194,10 @@ class FakeWindmill(FakeService):
     def run_script(self, request: httpx.Request, path: str) -> httpx.Response:
         params = request.url.params
         job_id = params.get("job_id") or str(uuid.uuid4())
+        try:
+            uuid.UUID(job_id)  # RunJobQuery.job_id: Option<Uuid>
+        except ValueError:
+            raise Reject(400, f"Failed to deserialize query string: job_id: {job_id}") from None
         if job_id in self.jobs:
             raise Reject(400, f"Job with id {job_id} already exists")
         query = dict(params)
