@@ -5,6 +5,7 @@ Shared by the scripts that turn something into a contract event: handle_user_eve
 SaaS's own webhook) and stripe_events (Stripe's). Each says how its next attempt is queued.
 """
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,12 @@ def chain_key(event_key: str, replay_of: str) -> str:
     except (ValueError, AttributeError, TypeError):
         raise InvalidEvent(None, ["replay_of: not a job id"]) from None
     return f"{event_key}:replay:{replay_of}"
+
+
+def as_payload(body: dict[str, Any]) -> dict[str, str]:
+    """The arguments of a job that carries an event (a later attempt, a replay): JSON text,
+    which Windmill's worker never rewrites."""
+    return {"payload": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}
 
 
 @dataclass(frozen=True)

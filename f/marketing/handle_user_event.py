@@ -22,7 +22,7 @@ from f.marketing.contract import (
     parse_event,
 )
 from f.marketing.errors import InvalidEvent
-from f.marketing.event_job import EventJob, Later, NextRun
+from f.marketing.event_job import EventJob, Later, NextRun, as_payload
 from f.marketing.job_log import log_to_stdout
 from f.marketing.refusal import fail_as_recorded, record
 from f.marketing.windmill_api import job_workspace
@@ -110,11 +110,6 @@ def _handle(given: dict[str, Any], dry_run: bool, replay_of: str) -> dict:
         return EventJob(parsed, settings, later, notes).handle(dry_run)
     finally:
         resources.close()
-
-
-def as_payload(body: dict[str, Any]) -> dict[str, str]:
-    """The arguments of a job that carries an event (a later attempt, a replay)."""
-    return {"payload": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}
 
 
 def _fields(payload: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from f.marketing.contract import BODY_FIELDS
 from f.marketing.errors import ConfigError
-from f.marketing.handle_user_event import as_payload
+from f.marketing.event_job import as_payload
 from f.marketing.job_log import log_to_stdout
 from f.marketing.windmill_api import Progress, WindmillApi, job_workspace
 
