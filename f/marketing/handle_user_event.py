@@ -24,7 +24,7 @@ from f.marketing.contract import (
 from f.marketing.errors import InvalidEvent
 from f.marketing.event_job import EventJob, Later, NextRun, as_payload
 from f.marketing.job_log import log_to_stdout
-from f.marketing.refusal import fail_as_recorded, record
+from f.marketing.refusal import delivered, fail_as_recorded
 from f.marketing.windmill_api import job_workspace
 
 SCRIPT_PATH = "f/marketing/handle_user_event"
@@ -78,14 +78,12 @@ def main(
     log_to_stdout()
     if failed:
         fail_as_recorded(failed)
-    if not from_webhook:
-        return _handle(_fields(payload), dry_run, replay_of)
-    try:
-        if not payload:
-            raise InvalidEvent(None, [f"body: {NO_RAW_BODY}"])
-        return _handle(_fields(payload), dry_run, replay_of)
-    except Exception as exc:  # a delivery's job must not fail: it would keep the token
-        return record(SCRIPT_PATH, exc, [])
+    return delivered(
+        from_webhook,
+        SCRIPT_PATH,
+        [],
+        lambda: _handle(_fields(payload, from_webhook), dry_run, replay_of),
+    )
 
 
 def _handle(given: dict[str, Any], dry_run: bool, replay_of: str) -> dict:
@@ -112,8 +110,10 @@ def _handle(given: dict[str, Any], dry_run: bool, replay_of: str) -> dict:
         resources.close()
 
 
-def _fields(payload: Any) -> dict[str, Any]:
+def _fields(payload: Any, from_webhook: bool) -> dict[str, Any]:
     """The body's fields, from the payload's JSON text (never echoing what it holds)."""
+    if from_webhook and not payload:
+        raise InvalidEvent(None, [f"body: {NO_RAW_BODY}"])
     try:
         body = json.loads(payload) if isinstance(payload, str) else None
     except ValueError:

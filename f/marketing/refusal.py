@@ -15,6 +15,7 @@ delivery fails itself, so that no failure goes unseen.
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from f.marketing.errors import MarketingError
@@ -31,6 +32,16 @@ class DeliveryFailed(MarketingError):
 
 def failure_job_id(delivery_job_id: str) -> str:
     return str(uuid.uuid5(REFUSALS, delivery_job_id))
+
+
+def delivered(from_webhook: bool, script: str, labels: list[str], work: Callable[[], dict]) -> dict:
+    """The job's result: `work`'s, or for a webhook delivery that failed, its record's."""
+    if not from_webhook:
+        return work()
+    try:
+        return work()
+    except Exception as exc:  # a delivery's job must not fail: it would keep the token
+        return record(script, exc, labels)
 
 
 def record(script: str, failure: Exception, labels: list[str]) -> dict:

@@ -20,7 +20,7 @@ from f.marketing.config import STRIPE_PATH, Settings, StripeSettings, load_resou
 from f.marketing.errors import InvalidEvent, JobFailed, ServiceError, SignatureRefused
 from f.marketing.event_job import EventJob, Later, NextRun
 from f.marketing.job_log import log, log_to_stdout
-from f.marketing.refusal import fail_as_recorded, record
+from f.marketing.refusal import delivered, fail_as_recorded
 from f.marketing.stripe_client import StripeClient, stripe_id
 from f.marketing.stripe_mapping import Skip, describe, map_event
 from f.marketing.stripe_signature import verify
@@ -76,12 +76,10 @@ def main(
     log_to_stdout()
     if failed:
         fail_as_recorded(failed)
-    if not from_webhook:
-        return _handle(payload, stripe_signature, False, dry_run, replay_of)
-    try:
-        return _handle(payload, stripe_signature, True, dry_run, replay_of)
-    except Exception as exc:  # a delivery's job must not fail: it would keep the URL's token
-        return record(SCRIPT_PATH, exc, ["stripe"])
+    return delivered(
+        from_webhook, SCRIPT_PATH, ["stripe"],
+        lambda: _handle(payload, stripe_signature, from_webhook, dry_run, replay_of),
+    )  # fmt: skip
 
 
 def _handle(

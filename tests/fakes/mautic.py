@@ -876,18 +876,28 @@ class FakeMautic(FakeService):
                 clauses.setdefault(match[1], {})[match[2]] = value
         return list(clauses.values())
 
-    def _filtered(self, rows: list[dict], clauses: list[dict[str, str]], alias: str) -> list[dict]:
-        """`where` eq on the table's columns; an unknown column is a database error, which the
-        stats list answers as HTTP 200 with `errors` (StatsApiController::listAction)."""
+    @staticmethod
+    def _stats_listing(
+        request: httpx.Request,
+        rows: list[dict],
+        clauses: list[dict[str, str]],
+        alias: str,
+        items: str,
+    ) -> httpx.Response:
+        """Rows of campaign_leads by `where` eq on its columns, 100 a page, as the stats list
+        answers (StatsApiController::listAction): an unknown column is a database error, which
+        it answers as HTTP 200 with `errors`."""
         for clause in clauses:
             column = clause.get("col", "").removeprefix(f"{alias}.")
             if column not in CAMPAIGN_LEAD_COLUMNS:
                 message = f"Unknown column '{alias}.{column}' in 'where clause'"
-                raise _StatsError(message)
+                return json_response(200, {"errors": [{"message": message, "code": 0}]})
             if clause.get("expr") != "eq":
                 raise Reject(400, f"FakeMautic only implements where eq, got {clause}")
             rows = [r for r in rows if r[column] == clause.get("val")]
-        return rows
+        params = request.url.params
+        start, limit = int(params.get("start", 0)), int(params.get("limit", 100))
+        return json_response(200, {"total": str(len(rows)), items: rows[start : start + limit]})
 
     def campaign_contacts(self, request: httpx.Request, campaign_id: str) -> httpx.Response:
         """GET /api/campaigns/{id}/contacts: members in any publish state, manual removals
@@ -907,15 +917,7 @@ class FakeMautic(FakeService):
             for r in self._campaign_leads()
             if r["campaign_id"] == str(cid) and r["manually_removed"] == "0"
         ]
-        try:
-            rows = self._filtered(rows, clauses, "e")
-        except _StatsError as exc:
-            return json_response(200, {"errors": [{"message": str(exc), "code": 0}]})
-        params = request.url.params
-        start, limit = int(params.get("start", 0)), int(params.get("limit", 100))
-        return json_response(
-            200, {"total": str(len(rows)), "contacts": rows[start : start + limit]}
-        )
+        return self._stats_listing(request, rows, clauses, "e", "contacts")
 
     def list_stats(self, request: httpx.Request, table: str) -> httpx.Response:
         """GET /api/stats/{table} (StatsApiController::listAction, the same on 5 and 6), for
@@ -928,14 +930,5 @@ class FakeMautic(FakeService):
         if not self.granted("lead:leads:viewown"):
             message = "You do not have the view permission to load data from the lead table"
             return json_response(200, {"errors": [{"message": message, "code": 403}]})
-        try:
-            rows = self._filtered(self._campaign_leads(), self._where(request), "cl")
-        except _StatsError as exc:
-            return json_response(200, {"errors": [{"message": str(exc), "code": 0}]})
-        params = request.url.params
-        start, limit = int(params.get("start", 0)), int(params.get("limit", 100))
-        return json_response(200, {"total": str(len(rows)), "stats": rows[start : start + limit]})
-
-
-class _StatsError(Exception):
-    """A database error inside a stats listing."""
+        rows = self._campaign_leads()
+        return self._stats_listing(request, rows, self._where(request), "cl", "stats")
