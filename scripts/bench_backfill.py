@@ -32,10 +32,11 @@ import respx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from f.marketing import backfill, http_client, pacer
-from f.marketing.backfill_batch import Applier
+from f.marketing import backfill
 from f.marketing.handle_user_event import main as handle_user_event
-from f.marketing.job_log import log_to_stdout
+from f.marketing.lib import pacer, service_http
+from f.marketing.lib.backfill_apply import Applier
+from f.marketing.lib.job_log import log_to_stdout
 from tests.conftest import ROUTING
 from tests.fakes import FakeMautic, FakeSlackWebhook, FakeTwenty, FakeWindmill
 
@@ -127,7 +128,7 @@ class Services:
         if clock:
             model = types.SimpleNamespace(monotonic=clock.seconds, sleep=clock.sleep)
             stack.enter_context(mock.patch.object(pacer, "time", model))
-            stack.enter_context(mock.patch.object(http_client.time, "sleep", clock.sleep))
+            stack.enter_context(mock.patch.object(service_http.time, "sleep", clock.sleep))
 
 
 def paced_run(rows: int, speed: float, folder: Path) -> dict:
@@ -159,8 +160,8 @@ def baseline_run(users: int, speed: float) -> dict:
     services = Services(clock)
     with ExitStack() as stack:
         services.mounted(stack, clock)
-        waiting = http_client.RetryPolicy(max_retry_after=120.0, budget=600.0)
-        stack.enter_context(mock.patch("f.marketing.workflow.QUEUE_ON_RATE_LIMIT", waiting))
+        waiting = service_http.RetryPolicy(max_retry_after=120.0, budget=600.0)
+        stack.enter_context(mock.patch("f.marketing.lib.workflow.QUEUE_ON_RATE_LIMIT", waiting))
         start = clock.seconds()
         for i in range(users):
             event = {"event": "user.registered", "email": f"user{i}@bench.test",
@@ -189,7 +190,7 @@ def memory_run(rows: int, folder: Path) -> float:
         stack.enter_context(mock.patch.object(Applier, "to_mautic", then_forget))
         stack.enter_context(
             mock.patch(
-                "f.marketing.windmill_api.WindmillApi.open_file",
+                "f.marketing.lib.windmill_api.WindmillApi.open_file",
                 lambda self, s3object: path.open("rb"),
             )
         )

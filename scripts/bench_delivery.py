@@ -34,16 +34,16 @@ import respx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from f.marketing import http_client, workflow
 from f.marketing.handle_user_event import SCRIPT_PATH
-from f.marketing.job_log import log_to_stdout
-from f.marketing.windmill_api import WindmillApi
+from f.marketing.lib import service_http, workflow
+from f.marketing.lib.job_log import log_to_stdout
+from f.marketing.lib.windmill_api import WindmillApi
 from tests.conftest import ROUTING
 from tests.fakes import FakeMautic, FakeSlackWebhook, FakeTwenty, FakeWindmill
 from tests.job_runner import JobRunner
 
 TWENTY_PER_MINUTE = 100
-real_sleep = time.sleep  # http_client's `time` is this module: its sleep is patched below
+real_sleep = time.sleep  # service_http.s `time` is this module: its sleep is patched below
 
 
 class ModelClock:
@@ -128,9 +128,9 @@ def run(
             fake.mount(router)
         stack.enter_context(mock.patch.dict(os.environ, environment))
         os.environ.pop("WM_MOCKED_API_FILE", None)
-        stack.enter_context(mock.patch.object(http_client.time, "sleep", sleep))
+        stack.enter_context(mock.patch.object(service_http.time, "sleep", sleep))
         if not queue:  # before: wait for rate limits in the job, and no later attempt
-            waiting = http_client.RetryPolicy()
+            waiting = service_http.RetryPolicy()
             stack.enter_context(mock.patch.object(workflow, "QUEUE_ON_RATE_LIMIT", waiting))
             stack.enter_context(
                 mock.patch.object(WindmillApi, "queue_job", side_effect=_no_queue, autospec=True)
@@ -174,7 +174,7 @@ def _distinct(messages: list[dict]) -> set[str]:
 
 
 def _no_queue(self, path, args, **_):
-    raise http_client.ServiceError("Windmill", "queue", "no later attempts before this change")
+    raise service_http.ServiceError("Windmill", "queue", "no later attempts before this change")
 
 
 def _work(runner: JobRunner, clock: ModelClock) -> None:

@@ -55,9 +55,9 @@ def main() -> int:
         print(f"No {credentials.name}: dry run (copy credentials.example.json to run for real)")
 
     with mocked_workspace(resources):
-        from f.marketing.errors import MarketingError
         from f.marketing.handle_user_event import main as handle
         from f.marketing.handle_user_event import preprocessor
+        from f.marketing.lib.errors import MarketingError
 
         try:
             # As a webhook with ?raw=true delivers it: the preprocessor takes the exact body.

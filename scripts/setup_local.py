@@ -45,7 +45,7 @@ def main() -> int:
         return 2
 
     with mocked_workspace(resources):
-        from f.marketing.errors import SetupIncomplete
+        from f.marketing.lib.errors import SetupIncomplete
         from f.marketing.setup import main as setup
 
         try:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pytest
 import respx
 
-from f.marketing.notifications import LEDGER_PREFIX
-from f.marketing.windmill_api import job_workspace, running_job
+from f.marketing.lib.notifications import LEDGER_PREFIX
+from f.marketing.lib.windmill_api import job_workspace, running_job
 from tests.fakes import FakeMautic, FakeSlackApi, FakeSlackWebhook, FakeTwenty, FakeWindmill
 
 ROUTING = {
@@ -97,7 +97,7 @@ def services(monkeypatch) -> Services:
     """The three services, remembering what they were sent; waits between retries are not
     spent but recorded, and move the stand-ins' clock."""
     clock = Clock()
-    monkeypatch.setattr("f.marketing.http_client.time.sleep", clock.sleep)
+    monkeypatch.setattr("f.marketing.lib.service_http.time.sleep", clock.sleep)
     with respx.mock(assert_all_called=False, assert_all_mocked=True) as router:
         fakes = Services(
             FakeTwenty(monotonic=clock),
@@ -172,8 +172,8 @@ RAW = object()  # the exact JSON of the body, as a URL with ?raw=true passes it
 
 def run_as_webhook(main, body, *, raw=RAW, headers: dict | None = None):
     """Call `main` the way a Windmill webhook does (windmill.md, "fake runner"). A delivery
-    that failed records its failure in a job of its own (f/marketing/refusal.py): that job is
-    then run as a worker would, and raises DeliveryFailed with the delivery's message."""
+    that failed records its failure in a job of its own (lib/delivery_failures.py): that job
+    is then run as a worker would, and raises DeliveryFailed with the delivery's message."""
     module = inspect.getmodule(main)
     event = trigger_event(body, raw=raw, headers=headers)
     job_id = str(uuid.uuid4())

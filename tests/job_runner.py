@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from f.marketing.windmill_api import running_job
+from f.marketing.lib.windmill_api import running_job
 from tests.conftest import RAW, main_args
 from tests.fakes import FakeWindmill
 
@@ -81,7 +81,7 @@ class JobRunner:
 
     def outcome(self, job_id: str) -> dict[str, Any]:
         """How a job ended; for a delivery that recorded its failure in a job of its own
-        (f/marketing/refusal.py), how that job ended."""
+        (f/marketing/lib/delivery_failures.py), how that job ended."""
         outcome = self.results[job_id]
         result = outcome.get("result")
         if outcome["success"] and isinstance(result, dict) and result.get("failure_job"):

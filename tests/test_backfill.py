@@ -7,8 +7,8 @@ import types
 import pytest
 
 from f.marketing.backfill import CHECKPOINTS, main
-from f.marketing.errors import ConfigError, JobFailed
-from f.marketing.mautic_client import NO_CONSENT_COMMENT
+from f.marketing.lib.errors import ConfigError, JobFailed
+from f.marketing.lib.mautic_client import NO_CONSENT_COMMENT
 
 HEADER = "email,name,plan,source,marketing_consent,churned,reason\n"
 
@@ -242,7 +242,7 @@ def test_the_pace_stays_under_the_routing_rate_limits(services, windmill, monkey
     windmill.write()
     clock = services.clock
     monkeypatch.setattr(
-        "f.marketing.pacer.time", types.SimpleNamespace(monotonic=clock, sleep=clock.sleep)
+        "f.marketing.lib.pacer.time", types.SimpleNamespace(monotonic=clock, sleep=clock.sleep)
     )
     start = clock.now
     result = run(csv_file(*users(600)))
@@ -260,7 +260,7 @@ def test_a_cancelled_run_resumes_where_it_stopped_and_creates_nothing_twice(
 ):
     """Cancelled in the middle of the second chunk, after its people and contacts were
     written but before its segments: the resume applies that chunk again, and only it."""
-    from f.marketing.backfill_batch import Applier
+    from f.marketing.lib.backfill_apply import Applier
 
     original, chunks = Applier._segments_and_campaigns, []
 

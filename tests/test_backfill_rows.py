@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from f.marketing.backfill_rows import BadFile, BadRow, User, read_users
+from f.marketing.lib.backfill_file import BadFile, BadRow, User, read_users
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 HEADER = "email,name,plan,source,marketing_consent,churned,reason,churned_at\n"

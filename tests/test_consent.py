@@ -6,7 +6,7 @@ is an unsubscribe, and a boolean `false` overwrites a stored `true`; the stand-i
 
 import pytest
 
-from f.marketing.mautic_client import NO_CONSENT_COMMENT
+from f.marketing.lib.mautic_client import NO_CONSENT_COMMENT
 from tests.conftest import run_event as main
 from tests.test_handle_user_event import EMAIL, churned, registered, steps, upgraded
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from f.marketing.contract import UserChurned, UserRegistered, UserUpgraded, parse_event
-from f.marketing.errors import InvalidEvent
+from f.marketing.lib.contract import UserChurned, UserRegistered, UserUpgraded, parse_event
+from f.marketing.lib.errors import InvalidEvent
 
 REGISTERED = {
     "event": "user.registered",

@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from f.marketing.contract import event_key, parse_event
-from f.marketing.delivery import attempt_job_id
-from f.marketing.errors import JobFailed
 from f.marketing.handle_user_event import SCRIPT_PATH
-from f.marketing.refusal import failure_job_id
+from f.marketing.lib.attempt_schedule import attempt_job_id
+from f.marketing.lib.contract import event_key, parse_event
+from f.marketing.lib.delivery_failures import failure_job_id
+from f.marketing.lib.errors import JobFailed
+from f.marketing.lib.windmill_api import running_job
 from f.marketing.replay import replay_job_id
-from f.marketing.windmill_api import running_job
 from tests.conftest import run_event as main
 from tests.job_runner import JobRunner
 from tests.test_handle_user_event import EMAIL, registered

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from f.marketing import emitter as emitter_module
-from f.marketing.contract import parse_event
 from f.marketing.emitter import Emitter
-from f.marketing.http_client import RetryPolicy
+from f.marketing.lib.contract import parse_event
+from f.marketing.lib.service_http import RetryPolicy
 from tests.receiver import Answer, Receiver, refused_url
 
 TOKEN = "wm-token-s3cr3t"
@@ -402,7 +402,7 @@ def test_the_saas_side_needs_neither_wmill_nor_the_windmill_scripts(receiver):
         from f.marketing import emitter
         emitter.configure(sync=True)
         assert emitter.user_churned("a@acme.com", reason=None)
-        windmill_side = {"f.marketing.handle_user_event", "f.marketing.workflow", "wmill"}
+        windmill_side = {"f.marketing.handle_user_event", "f.marketing.lib.workflow", "wmill"}
         assert not windmill_side & {m for m, v in sys.modules.items() if v}, sys.modules.keys()
         """,
         receiver,
@@ -412,7 +412,7 @@ def test_the_saas_side_needs_neither_wmill_nor_the_windmill_scripts(receiver):
 
 
 def test_the_json_schema_for_other_languages_is_current():
-    from f.marketing.contract import json_schema
+    from f.marketing.lib.contract import json_schema
 
     with open("f/marketing/user_events.schema.json") as committed:
         assert json.load(committed) == json_schema(), (

@@ -3,10 +3,10 @@
 import httpx
 import pytest
 
-from f.marketing.contract import event_key, parse_event
-from f.marketing.delivery import attempt_job_id
-from f.marketing.errors import JobFailed
-from f.marketing.windmill_api import running_job
+from f.marketing.lib.attempt_schedule import attempt_job_id
+from f.marketing.lib.contract import event_key, parse_event
+from f.marketing.lib.errors import JobFailed
+from f.marketing.lib.windmill_api import running_job
 from tests.conftest import run_event as main
 from tests.test_handle_user_event import EMAIL, registered, steps
 

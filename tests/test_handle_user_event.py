@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from f.marketing.errors import ConfigError, InvalidEvent, JobFailed
 from f.marketing.handle_user_event import main as handler
-from f.marketing.refusal import DeliveryFailed
+from f.marketing.lib.delivery_failures import DeliveryFailed
+from f.marketing.lib.errors import ConfigError, InvalidEvent, JobFailed
 from tests.conftest import run_as_webhook
 from tests.conftest import run_event as main
 

@@ -4,8 +4,8 @@ import httpx
 import pytest
 import respx
 
-from f.marketing.errors import ServiceError
-from f.marketing.http_client import RetryPolicy, ServiceHttp, backoff_delay, parse_retry_after
+from f.marketing.lib.errors import ServiceError
+from f.marketing.lib.service_http import RetryPolicy, ServiceHttp, backoff_delay, parse_retry_after
 
 BASE = "https://svc.test"
 

@@ -5,18 +5,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import respx
 
-from f.marketing.config import SlackRule
-from f.marketing.contract import event_key, parse_event
-from f.marketing.errors import ServiceError
-from f.marketing.http_client import ServiceHttp
-from f.marketing.notifications import (
+from f.marketing.lib.config import SlackRule
+from f.marketing.lib.contract import event_key, parse_event
+from f.marketing.lib.errors import ServiceError
+from f.marketing.lib.notifications import (
     LEDGER_PREFIX,
     Claim,
     SlackLedger,
     build_message,
     matching_rules,
 )
-from f.marketing.windmill_api import WindmillApi
+from f.marketing.lib.service_http import ServiceHttp
+from f.marketing.lib.windmill_api import WindmillApi
 from tests.fakes import FakeWindmill
 
 SIGNUP = parse_event(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from f.marketing.errors import SetupIncomplete
 from f.marketing.handle_user_event import main as handle
-from f.marketing.refusal import DeliveryFailed
+from f.marketing.lib.delivery_failures import DeliveryFailed
+from f.marketing.lib.errors import SetupIncomplete
 from f.marketing.setup import main as setup
 from tests.conftest import run_as_webhook
 from tests.test_run_local import run_local

@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from f.marketing.errors import (
+from f.marketing.lib.delivery_failures import DeliveryFailed
+from f.marketing.lib.errors import (
     InvalidEvent,
     JobFailed,
     SetupIncomplete,
     SignatureRefused,
 )
-from f.marketing.refusal import DeliveryFailed
 from f.marketing.stripe_events import main
 from tests.conftest import run_as_webhook
 from tests.conftest import run_event as handle_user_event

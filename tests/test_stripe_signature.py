@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from f.marketing.errors import SignatureRefused
-from f.marketing.stripe_signature import verify
+from f.marketing.lib.errors import SignatureRefused
+from f.marketing.lib.stripe_signature import verify
 
 OLD, NEW = "whsec_old_secret", "whsec_new_secret"
 BODY = json.dumps({"id": "evt_1", "object": "event", "type": "customer.subscription.updated"})

@@ -26,9 +26,10 @@ TOOLS = ROOT / "tests" / "windmill"
 WMILL = TOOLS / "node_modules" / ".bin" / "wmill"
 GENERATOR = ROOT / "scripts" / "generate_metadata.mjs"
 
-# Resource types a script may take (as `param: c_twenty | None = None` with the TypedDict from
-# f/marketing/resources.py). Anything else typed as a bare class becomes a picker for a resource
-# type that does not exist: `payload: Any`, a TypedDict or pydantic payload, `tuple`, `set`.
+# Resource types a script may take (as `param: c_twenty | None = None` with the TypedDict
+# from f/marketing/lib/resource_types.py). Anything else typed as a bare class becomes a picker
+# for a resource type that does not exist: `payload: Any`, a TypedDict or pydantic payload,
+# `tuple`, `set`.
 OUR_RESOURCE_TYPES = {
     "c_twenty", "c_mautic", "c_slack_notify", "c_marketing_routing", "c_stripe"
 }  # fmt: skip
@@ -340,7 +341,7 @@ def test_wmill_yaml_deploys_only_the_marketing_folder() -> None:
     assert config["includes"] == ["f/marketing/**"]
     deployed = {
         "f/marketing/handle_user_event.py": True,
-        "f/marketing/resources.py": True,
+        "f/marketing/lib/resource_types.py": True,
         "f/marketing/twenty.resource.yaml": True,
         "f/marketing/conftest.py": False,
         "f/marketing/__init__.py": False,

@@ -83,7 +83,8 @@ def _imports(path: Path, *, windmill_sees: bool) -> list[Import]:
     for node in _statements(ast.parse(text), top_level_only=windmill_sees):
         if isinstance(node, ast.ImportFrom):
             if node.level:  # `from .x import y`: a module of the same folder
-                names = [f"f.marketing.{node.module}"] if node.module else []
+                package = ".".join(path.relative_to(ROOT).parent.parts)
+                names = [f"{package}.{node.module}"] if node.module else []
             else:
                 names = (
                     [f"{node.module}.{a.name}" for a in node.names]

@@ -5,7 +5,7 @@
 
 Run it from the Windmill UI with a CSV or JSON file (uploaded, or in the workspace's object
 storage). Each row is one user as they are now; it is checked with the live events' contract
-and applied by their rules (backfill_batch.py), with batch calls and no Slack message per
+and applied by their rules (lib/backfill_apply.py), with batch calls and no Slack message per
 user. A dry run (the default) reads only, and says what would change, how many calls that
 takes and how long at the routing's rate_limits.
 
@@ -27,24 +27,24 @@ from typing import IO, Any, Literal
 
 import httpx
 
-from f.marketing.backfill_batch import Applier, Segments, Tally
-from f.marketing.backfill_rows import BadRow, User, read_users
-from f.marketing.config import Settings, load_settings
-from f.marketing.errors import ConfigError, JobFailed, MarketingError
-from f.marketing.http_client import RetryPolicy
-from f.marketing.job_log import log, log_to_stdout
-from f.marketing.mautic_client import MauticClient
-from f.marketing.pacer import Pacer
-from f.marketing.resources import (
+from f.marketing.lib.backfill_apply import Applier, Segments, Tally
+from f.marketing.lib.backfill_file import BadRow, User, read_users
+from f.marketing.lib.config import Settings, load_settings
+from f.marketing.lib.errors import ConfigError, JobFailed, MarketingError
+from f.marketing.lib.job_log import log, log_to_stdout
+from f.marketing.lib.mautic_client import MauticClient
+from f.marketing.lib.pacer import Pacer
+from f.marketing.lib.resource_types import (
     S3Object,
     c_marketing_routing,
     c_mautic,
     c_slack_notify,
     c_twenty,
 )
-from f.marketing.slack_client import SlackClient
-from f.marketing.twenty_client import TwentyClient
-from f.marketing.windmill_api import Progress, Workspace, job_workspace
+from f.marketing.lib.service_http import RetryPolicy
+from f.marketing.lib.slack_client import SlackClient
+from f.marketing.lib.twenty_client import TwentyClient
+from f.marketing.lib.windmill_api import Progress, Workspace, job_workspace
 
 CHECKPOINTS = "f/marketing/backfill_runs/"
 # Users per chunk: three Twenty batches of 60, one Mautic batch (at most 200); checkpointed.

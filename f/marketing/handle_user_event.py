@@ -12,8 +12,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from f.marketing.config import load_settings
-from f.marketing.contract import (
+from f.marketing.lib.config import load_settings
+from f.marketing.lib.contract import (
     BODY_FIELDS,
     MODELS,
     cut_fields,
@@ -21,11 +21,11 @@ from f.marketing.contract import (
     fields_of,
     parse_event,
 )
-from f.marketing.errors import InvalidEvent
-from f.marketing.event_job import EventJob, Later, NextRun, as_payload
-from f.marketing.job_log import log_to_stdout
-from f.marketing.refusal import delivered, fail_as_recorded
-from f.marketing.windmill_api import job_workspace
+from f.marketing.lib.delivery_failures import delivered, fail_as_recorded
+from f.marketing.lib.errors import InvalidEvent
+from f.marketing.lib.event_job import EventJob, Later, NextRun, as_payload
+from f.marketing.lib.job_log import log_to_stdout
+from f.marketing.lib.windmill_api import job_workspace
 
 SCRIPT_PATH = "f/marketing/handle_user_event"
 NO_RAW_BODY = (
@@ -71,7 +71,7 @@ def main(
         dry_run: Validate and list the calls this event would make, without making any.
         from_webhook: Set by the webhook (its preprocessor). Leave it off.
         failed: Set when a webhook delivery failed: this job then fails in its place with the
-            delivery's message (f/marketing/refusal.py). Leave it empty.
+            delivery's message (f/marketing/lib/delivery_failures.py). Leave it empty.
         replay_of: Set by f/marketing/replay: the failed job this run replays, so that its
             later attempts get job ids of their own. Leave it empty.
     """

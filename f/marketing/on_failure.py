@@ -13,12 +13,12 @@ handler that fails alerts nobody.
 import os
 import re
 
-from f.marketing.config import SLACK_PATH, SlackSettings, load_resource
-from f.marketing.errors import MarketingError
-from f.marketing.job_log import log_to_stdout
-from f.marketing.notifications import escape
-from f.marketing.slack_client import SlackClient
-from f.marketing.windmill_api import job_workspace
+from f.marketing.lib.config import SLACK_PATH, SlackSettings, load_resource
+from f.marketing.lib.errors import MarketingError
+from f.marketing.lib.job_log import log_to_stdout
+from f.marketing.lib.notifications import escape
+from f.marketing.lib.slack_client import SlackClient
+from f.marketing.lib.windmill_api import job_workspace
 
 WATCHED = ("f/marketing/handle_user_event", "f/marketing/stripe_events")
 EMAIL = re.compile(r"[^\s@<>()\"']+@[^\s@<>()\"']+")

@@ -21,11 +21,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from f.marketing.contract import BODY_FIELDS
-from f.marketing.errors import ConfigError
-from f.marketing.event_job import as_payload
-from f.marketing.job_log import log_to_stdout
-from f.marketing.windmill_api import Progress, WindmillApi, job_workspace
+from f.marketing.lib.contract import BODY_FIELDS
+from f.marketing.lib.errors import ConfigError
+from f.marketing.lib.event_job import as_payload
+from f.marketing.lib.job_log import log_to_stdout
+from f.marketing.lib.windmill_api import Progress, WindmillApi, job_workspace
 
 HANDLER = "f/marketing/handle_user_event"
 STRIPE = "f/marketing/stripe_events"
@@ -102,7 +102,7 @@ def _replay(workspace: WindmillApi, listed: dict, confirm: bool) -> dict:
     replay_id = replay_job_id(str(listed["id"]))
     if not confirm:
         return {**item, "status": "would queue", "replay_job": replay_id}
-    # Its own chain of later attempts: the failed chain's job ids stay taken (event_job.py).
+    # Its own chain of later attempts: the failed chain's job ids stay taken (lib/event_job.py).
     args = {**body, "replay_of": str(listed["id"])}
     queued = workspace.queue_job(script, args, delay=0, job_id=replay_id, skip_preprocessor=True)
     return {**item, "status": "queued" if queued else "already replayed", "replay_job": replay_id}

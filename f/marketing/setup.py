@@ -11,7 +11,7 @@ routing. Locally: scripts/setup [--apply].
 
 from typing import Any
 
-from f.marketing.config import (
+from f.marketing.lib.config import (
     MAUTIC_PATH,
     ROUTING_PATH,
     SLACK_PATH,
@@ -24,28 +24,28 @@ from f.marketing.config import (
     TwentySettings,
     load_resource,
 )
-from f.marketing.errors import ConfigError, MarketingError, SetupIncomplete
-from f.marketing.job_log import log_to_stdout
-from f.marketing.mautic_client import MauticClient
-from f.marketing.notifications import LEDGER_PREFIX
-from f.marketing.resources import (
+from f.marketing.lib.errors import ConfigError, MarketingError, SetupIncomplete
+from f.marketing.lib.job_log import log_to_stdout
+from f.marketing.lib.mautic_client import MauticClient
+from f.marketing.lib.notifications import LEDGER_PREFIX
+from f.marketing.lib.resource_types import (
     c_marketing_routing,
     c_mautic,
     c_slack_notify,
     c_stripe,
     c_twenty,
 )
-from f.marketing.setup_checks import (
+from f.marketing.lib.setup_checks import (
     Report,
     check_mautic,
     check_slack,
     check_stripe,
     check_twenty,
 )
-from f.marketing.slack_client import SlackClient
-from f.marketing.stripe_client import StripeClient
-from f.marketing.twenty_client import TwentyClient
-from f.marketing.windmill_api import WindmillApi, job_workspace
+from f.marketing.lib.slack_client import SlackClient
+from f.marketing.lib.stripe_client import StripeClient
+from f.marketing.lib.twenty_client import TwentyClient
+from f.marketing.lib.windmill_api import WindmillApi, job_workspace
 
 FOLDER = "marketing"
 NO_SLACK = "no resource: no Slack messages"

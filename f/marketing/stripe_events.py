@@ -16,16 +16,22 @@ cannot point the job at another Stripe, or anything else.
 import json
 from typing import Any
 
-from f.marketing.config import STRIPE_PATH, Settings, StripeSettings, load_resource, load_settings
-from f.marketing.errors import InvalidEvent, JobFailed, ServiceError, SignatureRefused
-from f.marketing.event_job import EventJob, Later, NextRun
-from f.marketing.job_log import log, log_to_stdout
-from f.marketing.refusal import delivered, fail_as_recorded
-from f.marketing.stripe_client import StripeClient, stripe_id
-from f.marketing.stripe_mapping import Skip, describe, map_event
-from f.marketing.stripe_signature import verify
-from f.marketing.windmill_api import Workspace, job_workspace
-from f.marketing.workflow import QUEUE_ON_RATE_LIMIT
+from f.marketing.lib.config import (
+    STRIPE_PATH,
+    Settings,
+    StripeSettings,
+    load_resource,
+    load_settings,
+)
+from f.marketing.lib.delivery_failures import delivered, fail_as_recorded
+from f.marketing.lib.errors import InvalidEvent, JobFailed, ServiceError, SignatureRefused
+from f.marketing.lib.event_job import EventJob, Later, NextRun
+from f.marketing.lib.job_log import log, log_to_stdout
+from f.marketing.lib.stripe_client import StripeClient, stripe_id
+from f.marketing.lib.stripe_mapping import Skip, describe, map_event
+from f.marketing.lib.stripe_signature import verify
+from f.marketing.lib.windmill_api import Workspace, job_workspace
+from f.marketing.lib.workflow import QUEUE_ON_RATE_LIMIT
 
 SCRIPT_PATH = "f/marketing/stripe_events"
 
@@ -69,7 +75,7 @@ def main(
         dry_run: Show what the event would do, without writing anything (a pasted event is
             used as it is).
         failed: Set when a webhook delivery failed: this job then fails with that message in
-            its place (f/marketing/refusal.py). Leave it empty.
+            its place (f/marketing/lib/delivery_failures.py). Leave it empty.
         replay_of: Set by f/marketing/replay: the failed job this run replays, so that its
             later attempts get job ids of their own. Leave it empty.
     """

@@ -15,12 +15,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from f.marketing.contract import Event, parse_event
 from f.marketing.emitter import events
 from f.marketing.emitter.consumer import Consumer, Item
 from f.marketing.emitter.request import Delivery, deliver
-from f.marketing.errors import MarketingError
-from f.marketing.http_client import RetryPolicy, ServiceHttp, plain_error
+from f.marketing.lib.contract import Event, parse_event
+from f.marketing.lib.errors import MarketingError
+from f.marketing.lib.service_http import RetryPolicy, ServiceHttp, plain_error
 
 log = logging.getLogger("f.marketing.emitter")
 P = ParamSpec("P")

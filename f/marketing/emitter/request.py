@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from f.marketing.contract import Event
-from f.marketing.errors import ServiceError
-from f.marketing.http_client import ServiceHttp
+from f.marketing.lib.contract import Event
+from f.marketing.lib.errors import ServiceError
+from f.marketing.lib.service_http import ServiceHttp
 
 log = logging.getLogger("f.marketing.emitter")
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from f.marketing.contract import UserChurned, UserRegistered, parse_event
-from f.marketing.errors import InvalidEvent, MarketingError
+from f.marketing.lib.contract import UserChurned, UserRegistered, parse_event
+from f.marketing.lib.errors import InvalidEvent, MarketingError
 
 COLUMNS = (
     "email",

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import certifi
 import httpx
 
-from f.marketing.errors import ServiceError
+from f.marketing.lib.errors import ServiceError
 
 # httpx logs every request with its full URL at INFO; a Slack webhook URL is a credential.
 logging.getLogger("httpx").setLevel(logging.WARNING)

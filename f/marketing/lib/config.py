@@ -20,8 +20,8 @@ from pydantic import (
     model_validator,
 )
 
-from f.marketing.contract import EVENT_NAMES
-from f.marketing.errors import ConfigError, ServiceError
+from f.marketing.lib.contract import EVENT_NAMES
+from f.marketing.lib.errors import ConfigError, ServiceError
 
 TWENTY_PATH = "f/marketing/twenty"
 MAUTIC_PATH = "f/marketing/mautic"

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from f.marketing.config import Routing, SegmentRef
-from f.marketing.errors import MarketingError, ServiceError
-from f.marketing.mautic_client import MauticClient
-from f.marketing.slack_client import SlackClient
-from f.marketing.stripe_client import StripeClient
-from f.marketing.twenty_client import TwentyClient
+from f.marketing.lib.config import Routing, SegmentRef
+from f.marketing.lib.errors import MarketingError, ServiceError
+from f.marketing.lib.mautic_client import MauticClient
+from f.marketing.lib.slack_client import SlackClient
+from f.marketing.lib.stripe_client import StripeClient
+from f.marketing.lib.twenty_client import TwentyClient
 
 # role -> (accepted types, type created by apply, label)
 TWENTY_FIELDS = {

@@ -22,7 +22,7 @@ from pydantic import (
     ValidationError,
 )
 
-from f.marketing.errors import InvalidEvent
+from f.marketing.lib.errors import InvalidEvent
 
 # Deliberately stricter than RFC 5322: Mautic cleans values before matching, so a sloppy
 # address such as "te,st@user..email" can match and update someone else (mautic#7963).

@@ -17,7 +17,7 @@ import hmac
 import time
 from collections.abc import Sequence
 
-from f.marketing.errors import SignatureRefused
+from f.marketing.lib.errors import SignatureRefused
 
 DEFAULT_TOLERANCE = 300
 SCHEME = "v1"

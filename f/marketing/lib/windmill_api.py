@@ -31,9 +31,9 @@ from typing import IO, Any, Protocol
 
 import httpx
 
-from f.marketing.errors import ConfigError, ServiceError
-from f.marketing.http_client import DEFAULT_POLICY, ServiceHttp, plain_error
-from f.marketing.job_log import log
+from f.marketing.lib.errors import ConfigError, ServiceError
+from f.marketing.lib.job_log import log
+from f.marketing.lib.service_http import DEFAULT_POLICY, ServiceHttp, plain_error
 
 _job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
 

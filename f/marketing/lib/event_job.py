@@ -1,5 +1,5 @@
 """One contract event as a Windmill job: plan its steps, run them, and when a service failed
-for a while, queue the next attempt instead of failing (f/marketing/delivery.py).
+for a while, queue the next attempt instead of failing (f/marketing/lib/attempt_schedule.py).
 
 Shared by the scripts that turn something into a contract event: handle_user_event (the
 SaaS's own webhook) and stripe_events (Stripe's). Each says how its next attempt is queued.
@@ -10,14 +10,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from f.marketing.config import Retries, Settings
-from f.marketing.contract import Event
-from f.marketing.delivery import NextAttempt, attempt_of, next_attempt
-from f.marketing.errors import InvalidEvent, JobFailed, MarketingError
-from f.marketing.job_log import log
-from f.marketing.windmill_api import Workspace, current_job_id
-from f.marketing.workflow import Context, run
-from f.marketing.workflow import plan as plan_steps
+from f.marketing.lib.attempt_schedule import NextAttempt, attempt_of, next_attempt
+from f.marketing.lib.config import Retries, Settings
+from f.marketing.lib.contract import Event
+from f.marketing.lib.errors import InvalidEvent, JobFailed, MarketingError
+from f.marketing.lib.job_log import log
+from f.marketing.lib.windmill_api import Workspace, current_job_id
+from f.marketing.lib.workflow import Context, run
+from f.marketing.lib.workflow import plan as plan_steps
 
 
 def chain_key(event_key: str, replay_of: str) -> str:

@@ -1,5 +1,5 @@
 """One chunk of backfill users applied to Twenty and Mautic with batch calls, by the rules of
-the live events (workflow.py), minus the Slack message per user:
+the live events (lib/workflow.py), minus the Slack message per user:
 
 - Twenty: one batch upsert per 60 people. A batch Twenty refuses (400) is split in halves
   until the refused person is found, so one bad row never stops the others.
@@ -23,12 +23,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from f.marketing.backfill_rows import User
-from f.marketing.config import Routing
-from f.marketing.errors import ConfigError, ServiceError
-from f.marketing.mautic_client import LOOKUP, NO_CONSENT_DNC, Contact, MauticClient
-from f.marketing.twenty_client import BATCH, PersonOutcome, TwentyClient, person_body
-from f.marketing.workflow import Context, churn_values, registration_values
+from f.marketing.lib.backfill_file import User
+from f.marketing.lib.config import Routing
+from f.marketing.lib.errors import ConfigError, ServiceError
+from f.marketing.lib.mautic_client import LOOKUP, NO_CONSENT_DNC, Contact, MauticClient
+from f.marketing.lib.twenty_client import BATCH, PersonOutcome, TwentyClient, person_body
+from f.marketing.lib.workflow import Context, churn_values, registration_values
 
 MAX_LISTED = 200  # failures and skips listed in the result; the counts count them all
 

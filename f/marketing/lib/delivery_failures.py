@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from f.marketing.errors import MarketingError
-from f.marketing.job_log import log
-from f.marketing.windmill_api import current_job_id, job_workspace
+from f.marketing.lib.errors import MarketingError
+from f.marketing.lib.job_log import log
+from f.marketing.lib.windmill_api import current_job_id, job_workspace
 
 # Fixed, so that a re-run of a delivery records its failure under the same job id, once.
 REFUSALS = uuid.UUID("3c7e0f55-9b2a-4d61-8f4e-a2b6c1d9e870")

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from f.marketing.config import SlackSettings
-from f.marketing.errors import ServiceError
-from f.marketing.http_client import (
+from f.marketing.lib.config import SlackSettings
+from f.marketing.lib.errors import ServiceError
+from f.marketing.lib.service_http import (
     DEFAULT_POLICY,
     RetryPolicy,
     ServiceHttp,

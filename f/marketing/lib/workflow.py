@@ -14,8 +14,8 @@ from typing import Any, assert_never
 
 import httpx
 
-from f.marketing.config import Routing, SegmentRef, Settings
-from f.marketing.contract import (
+from f.marketing.lib.config import Routing, SegmentRef, Settings
+from f.marketing.lib.contract import (
     Event,
     UserChurned,
     UserRegistered,
@@ -23,19 +23,19 @@ from f.marketing.contract import (
     event_key,
     split_name,
 )
-from f.marketing.errors import ConfigError, JobFailed, MarketingError, ServiceError
-from f.marketing.http_client import RetryPolicy
-from f.marketing.mautic_client import NO_CONSENT_DNC, Contact, MauticClient
-from f.marketing.notifications import (
+from f.marketing.lib.errors import ConfigError, JobFailed, MarketingError, ServiceError
+from f.marketing.lib.mautic_client import NO_CONSENT_DNC, Contact, MauticClient
+from f.marketing.lib.notifications import (
     Claim,
     Message,
     SlackLedger,
     build_message,
     matching_rules,
 )
-from f.marketing.slack_client import SlackClient
-from f.marketing.twenty_client import UPSERT_REQUEST, TwentyClient, person_body
-from f.marketing.windmill_api import Workspace
+from f.marketing.lib.service_http import RetryPolicy
+from f.marketing.lib.slack_client import SlackClient
+from f.marketing.lib.twenty_client import UPSERT_REQUEST, TwentyClient, person_body
+from f.marketing.lib.windmill_api import Workspace
 
 log = logging.getLogger("f.marketing")
 
@@ -59,7 +59,7 @@ class Context:
     @classmethod
     def connect(cls, settings: Settings, resources: Workspace) -> "Context":
         # A rate limit ends the job at once: its next attempt waits in Windmill's queue, not
-        # in a worker (f/marketing/delivery.py). Slack is not retried that way, so it waits.
+        # in a worker (lib/attempt_schedule.py). Slack is not retried that way, so it waits.
         return cls(
             twenty=TwentyClient.from_settings(settings.twenty, QUEUE_ON_RATE_LIMIT),
             mautic=MauticClient.from_settings(settings.mautic, QUEUE_ON_RATE_LIMIT),
