@@ -20,14 +20,14 @@ from pydantic import BaseModel
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from f.marketing.lib.config import (  # noqa: E402
+from f.marketing.lib.contract import json_schema  # noqa: E402
+from f.marketing.lib.routing import Routing  # noqa: E402
+from f.marketing.lib.service_settings import (  # noqa: E402
     MauticSettings,
-    Routing,
     SlackSettings,
     StripeSettings,
     TwentySettings,
 )
-from f.marketing.lib.contract import json_schema  # noqa: E402
 
 RESOURCE_TYPES: dict[str, type[BaseModel]] = {
     "c_twenty": TwentySettings,

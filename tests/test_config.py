@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from f.marketing.lib.config import ROUTING_PATH, Routing, load_settings
 from f.marketing.lib.errors import ConfigError, ServiceError
+from f.marketing.lib.routing import Routing
+from f.marketing.lib.settings import ROUTING_PATH, load_settings
 from f.marketing.lib.windmill_api import job_workspace
 
 TWENTY = {"base_url": "https://twenty.test/", "api_key": "tw-secret-key"}
@@ -186,8 +187,8 @@ def test_a_slack_resource_that_cannot_be_read_is_a_problem_not_no_slack():
     ],
 )
 def test_each_resource_type_offers_exactly_the_fields_the_code_reads(type_name, model):
-    from f.marketing.lib import config
     from f.marketing.lib import resource_types as resources
+    from f.marketing.lib import settings as config
 
     spec_file = Path(f"f/marketing/resource_types/{type_name}.resource-type.json")
     spec = json.loads(spec_file.read_text())
@@ -215,7 +216,7 @@ def test_a_twenty_field_name_twenty_refuses_is_refused_before_any_call(name, exp
 
 
 def test_the_default_twenty_field_names_are_ones_twenty_accepts():
-    from f.marketing.lib.config import TWENTY_RESERVED_NAMES, TwentyFields
+    from f.marketing.lib.routing import TWENTY_RESERVED_NAMES, TwentyFields
 
     names = set(TwentyFields().model_dump().values())
     assert names == {

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import respx
 
-from f.marketing.lib.config import SlackRule
 from f.marketing.lib.contract import event_key, parse_event
 from f.marketing.lib.errors import ServiceError
 from f.marketing.lib.notifications import (
@@ -15,6 +14,7 @@ from f.marketing.lib.notifications import (
     build_message,
     matching_rules,
 )
+from f.marketing.lib.routing import SlackRule
 from f.marketing.lib.service_http import ServiceHttp
 from f.marketing.lib.windmill_api import WindmillApi
 from tests.fakes import FakeWindmill

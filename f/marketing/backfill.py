@@ -29,7 +29,6 @@ import httpx
 
 from f.marketing.lib.backfill_apply import Applier, Segments, Tally
 from f.marketing.lib.backfill_file import BadRow, User, read_users
-from f.marketing.lib.config import Settings, load_settings
 from f.marketing.lib.errors import ConfigError, JobFailed, MarketingError
 from f.marketing.lib.job_log import log, log_to_stdout
 from f.marketing.lib.mautic_client import MauticClient
@@ -42,6 +41,7 @@ from f.marketing.lib.resource_types import (
     c_twenty,
 )
 from f.marketing.lib.service_http import RetryPolicy
+from f.marketing.lib.settings import Settings, load_settings
 from f.marketing.lib.slack_client import SlackClient
 from f.marketing.lib.twenty_client import TwentyClient
 from f.marketing.lib.windmill_api import Progress, Workspace, job_workspace

@@ -12,7 +12,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from f.marketing.lib.config import load_settings
 from f.marketing.lib.contract import (
     BODY_FIELDS,
     MODELS,
@@ -25,6 +24,7 @@ from f.marketing.lib.delivery_failures import delivered, fail_as_recorded
 from f.marketing.lib.errors import InvalidEvent
 from f.marketing.lib.event_job import EventJob, Later, NextRun, as_payload
 from f.marketing.lib.job_log import log_to_stdout
+from f.marketing.lib.settings import load_settings
 from f.marketing.lib.windmill_api import job_workspace
 
 SCRIPT_PATH = "f/marketing/handle_user_event"

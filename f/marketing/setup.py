@@ -11,19 +11,6 @@ routing. Locally: scripts/setup [--apply].
 
 from typing import Any
 
-from f.marketing.lib.config import (
-    MAUTIC_PATH,
-    ROUTING_PATH,
-    SLACK_PATH,
-    STRIPE_PATH,
-    TWENTY_PATH,
-    MauticSettings,
-    Routing,
-    SlackSettings,
-    StripeSettings,
-    TwentySettings,
-    load_resource,
-)
 from f.marketing.lib.errors import ConfigError, MarketingError, SetupIncomplete
 from f.marketing.lib.job_log import log_to_stdout
 from f.marketing.lib.mautic_client import MauticClient
@@ -34,6 +21,21 @@ from f.marketing.lib.resource_types import (
     c_slack_notify,
     c_stripe,
     c_twenty,
+)
+from f.marketing.lib.routing import Routing
+from f.marketing.lib.service_settings import (
+    MauticSettings,
+    SlackSettings,
+    StripeSettings,
+    TwentySettings,
+)
+from f.marketing.lib.settings import (
+    MAUTIC_PATH,
+    ROUTING_PATH,
+    SLACK_PATH,
+    STRIPE_PATH,
+    TWENTY_PATH,
+    load_resource,
 )
 from f.marketing.lib.setup_checks import (
     Report,

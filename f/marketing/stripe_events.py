@@ -16,17 +16,12 @@ cannot point the job at another Stripe, or anything else.
 import json
 from typing import Any
 
-from f.marketing.lib.config import (
-    STRIPE_PATH,
-    Settings,
-    StripeSettings,
-    load_resource,
-    load_settings,
-)
 from f.marketing.lib.delivery_failures import delivered, fail_as_recorded
 from f.marketing.lib.errors import InvalidEvent, JobFailed, ServiceError, SignatureRefused
 from f.marketing.lib.event_job import EventJob, Later, NextRun
 from f.marketing.lib.job_log import log, log_to_stdout
+from f.marketing.lib.service_settings import StripeSettings
+from f.marketing.lib.settings import STRIPE_PATH, Settings, load_resource, load_settings
 from f.marketing.lib.stripe_client import StripeClient, stripe_id
 from f.marketing.lib.stripe_mapping import Skip, describe, map_event
 from f.marketing.lib.stripe_signature import verify

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from f.marketing.lib.config import TWENTY_RESERVED_NAMES
+from f.marketing.lib.routing import TWENTY_RESERVED_NAMES
 from tests.fakes.faults import BadBody, Body, FakeService, Reject, json_response, read_body
 
 DEFAULT_CUSTOM_FIELDS = {

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from f.marketing.lib.config import Retries
+from f.marketing.lib.routing import Retries
 
 # Fixed, so that every worker derives the same ids (any uuid would do; this one is ours).
 ATTEMPTS = uuid.UUID("6f5b1a52-3f7e-4c1d-9a61-2b8e51c0d7a4")

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from f.marketing.lib.backfill_file import User
-from f.marketing.lib.config import Routing
 from f.marketing.lib.errors import ConfigError, ServiceError
 from f.marketing.lib.mautic_client import LOOKUP, NO_CONSENT_DNC, Contact, MauticClient
+from f.marketing.lib.routing import Routing
 from f.marketing.lib.twenty_client import BATCH, PersonOutcome, TwentyClient, person_body
 from f.marketing.lib.workflow import Context, churn_values, registration_values
 

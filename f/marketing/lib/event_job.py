@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from f.marketing.lib.attempt_schedule import NextAttempt, attempt_of, next_attempt
-from f.marketing.lib.config import Retries, Settings
 from f.marketing.lib.contract import Event
 from f.marketing.lib.errors import InvalidEvent, JobFailed, MarketingError
 from f.marketing.lib.job_log import log
+from f.marketing.lib.routing import Retries
+from f.marketing.lib.settings import Settings
 from f.marketing.lib.windmill_api import Workspace, current_job_id
 from f.marketing.lib.workflow import Context, run
 from f.marketing.lib.workflow import plan as plan_steps

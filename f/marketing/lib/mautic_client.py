@@ -25,9 +25,9 @@ from typing import Any
 
 import httpx
 
-from f.marketing.lib.config import MauticSettings
 from f.marketing.lib.errors import ServiceError
 from f.marketing.lib.service_http import DEFAULT_POLICY, RetryPolicy, ServiceHttp, json_body
+from f.marketing.lib.service_settings import MauticSettings
 
 # The comment marks a do-not-contact entry as ours, so that only ours is ever lifted.
 NO_CONSENT_COMMENT = "No marketing consent given (set by f/marketing/handle_user_event)"

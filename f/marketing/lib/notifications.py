@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, assert_never
 
-from f.marketing.lib.config import SlackRule
 from f.marketing.lib.contract import Event, UserChurned, UserRegistered, UserUpgraded
+from f.marketing.lib.routing import SlackRule
 from f.marketing.lib.windmill_api import Workspace
 
 LEDGER_PREFIX = "f/marketing/slack_posted/"

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from f.marketing.lib.config import Routing, SegmentRef
 from f.marketing.lib.errors import MarketingError, ServiceError
 from f.marketing.lib.mautic_client import MauticClient
+from f.marketing.lib.routing import Routing, SegmentRef
 from f.marketing.lib.slack_client import SlackClient
 from f.marketing.lib.stripe_client import StripeClient
 from f.marketing.lib.twenty_client import TwentyClient

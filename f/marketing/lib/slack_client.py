@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from f.marketing.lib.config import SlackSettings
 from f.marketing.lib.errors import ServiceError
 from f.marketing.lib.service_http import (
     DEFAULT_POLICY,
@@ -24,6 +23,7 @@ from f.marketing.lib.service_http import (
     json_body,
     plain_error,
 )
+from f.marketing.lib.service_settings import SlackSettings
 
 DEAD_WEBHOOK = {404, 410}
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 
-from f.marketing.lib.config import StripeSettings
 from f.marketing.lib.errors import InvalidEvent
 from f.marketing.lib.service_http import DEFAULT_POLICY, RetryPolicy, ServiceHttp, json_body
+from f.marketing.lib.service_settings import StripeSettings
 
 # Stripe names the key in some messages, masked but for its prefix and last characters.
 _KEY = re.compile(r"\b([rs]k_(?:live|test)_)[A-Za-z0-9*]+")

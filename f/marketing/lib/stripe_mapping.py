@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from f.marketing.lib.config import Routing
 from f.marketing.lib.contract import Event, parse_event
 from f.marketing.lib.errors import ConfigError, InvalidEvent
+from f.marketing.lib.routing import Routing
 from f.marketing.lib.stripe_client import stripe_id
 
 UPDATED = "customer.subscription.updated"

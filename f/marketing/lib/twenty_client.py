@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 
-from f.marketing.lib.config import TwentySettings
 from f.marketing.lib.contract import split_name
 from f.marketing.lib.errors import ServiceError
 from f.marketing.lib.service_http import DEFAULT_POLICY, RetryPolicy, ServiceHttp, json_body
+from f.marketing.lib.service_settings import TwentySettings
 
 UPSERT_REQUEST = "POST /rest/people?upsert=true"
 # Records per batch call: the docs' figure and the smallest QUERY_MAX_RECORDS seen (60, later

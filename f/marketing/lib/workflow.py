@@ -14,7 +14,6 @@ from typing import Any, assert_never
 
 import httpx
 
-from f.marketing.lib.config import Routing, SegmentRef, Settings
 from f.marketing.lib.contract import (
     Event,
     UserChurned,
@@ -32,7 +31,9 @@ from f.marketing.lib.notifications import (
     build_message,
     matching_rules,
 )
+from f.marketing.lib.routing import Routing, SegmentRef
 from f.marketing.lib.service_http import RetryPolicy
+from f.marketing.lib.settings import Settings
 from f.marketing.lib.slack_client import SlackClient
 from f.marketing.lib.twenty_client import UPSERT_REQUEST, TwentyClient, person_body
 from f.marketing.lib.windmill_api import Workspace
