@@ -1,5 +1,7 @@
 """The retry policy every service call shares: what is retried, how long it waits, what it says."""
 
+from contextlib import nullcontext
+
 import httpx
 import pytest
 import respx
@@ -184,3 +186,17 @@ def test_a_5xx_that_may_have_been_acted_on_is_not_replayed_unless_safe(status, c
     except ServiceError as exc:
         assert exc.maybe_applied
     assert route.call_count == calls
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_client_closes_its_connection_when_its_block_ends(fails):
+    from f.marketing.lib.service_settings import TwentySettings
+    from f.marketing.lib.twenty_client import TwentyClient
+
+    settings = TwentySettings(base_url=BASE, api_key="k")
+    with pytest.raises(RuntimeError) if fails else nullcontext():  # noqa: SIM117
+        with TwentyClient.from_settings(settings) as twenty:
+            assert not twenty.http._client.is_closed
+            if fails:
+                raise RuntimeError("a step failed")
+    assert twenty.http._client.is_closed

@@ -92,8 +92,7 @@ def main(
     source = _Source(file, s3_file)
     started = time.monotonic()
     now = datetime.now(UTC)
-    resources = job_workspace()
-    try:
+    with job_workspace() as resources:
         with source.open(resources) as stream:
             scan = _Scan.of(stream, file_format, now)
         log.info(
@@ -112,8 +111,6 @@ def main(
         if slack_summary and settings.slack and not dry_run:
             _post_summary(settings, result)
         return result
-    finally:
-        resources.close()
 
 
 class _Source:
@@ -192,15 +189,22 @@ class _Run:
         if restart:
             self.tally, self.resumed_from, self.rows_done = Tally(), 0, 0
         # Made here, not before: a file already applied needs no connection at all.
-        self.twenty = TwentyClient.from_settings(
-            self.settings.twenty, POLICY, before_each=self.pacers["twenty"]
-        )
-        self.mautic = MauticClient.from_settings(
-            self.settings.mautic, POLICY, before_each=self.pacers["mautic"]
-        )
+        with (
+            TwentyClient.from_settings(
+                self.settings.twenty, POLICY, before_each=self.pacers["twenty"]
+            ) as twenty,
+            MauticClient.from_settings(
+                self.settings.mautic, POLICY, before_each=self.pacers["mautic"]
+            ) as mautic,
+        ):
+            self._apply(users, scan, twenty, mautic)
+
+    def _apply(
+        self, users: Iterator[User], scan: _Scan, twenty: TwentyClient, mautic: MauticClient
+    ) -> None:
         try:
-            segments = Segments.resolve(self.mautic, self.twenty, self.settings.routing)
-            applier = Applier(self.twenty, self.mautic, self.settings.routing, segments,
+            segments = Segments.resolve(mautic, twenty, self.settings.routing)
+            applier = Applier(twenty, mautic, self.settings.routing, segments,
                               campaigns=self.campaigns)  # fmt: skip
             remaining = (u for u in users if u.number > self.resumed_from)
             chunks = iter(lambda: list(islice(remaining, CHUNK)), [])
@@ -220,9 +224,6 @@ class _Run:
                 f"run the backfill again on the same file to resume there.",
                 {"rows_done": self.rows_done, **self.tally.as_dict()},
             ) from None
-        finally:
-            self.twenty.http.close()
-            self.mautic.http.close()
 
     def _pipelined(self, chunks: Iterator[list[User]], applier: Applier, done: "_Done") -> None:
         """Twenty's part of a chunk, then Mautic's in a second thread while Twenty does the
@@ -335,10 +336,8 @@ def _post_summary(settings: Settings, result: dict) -> None:
         + f" ({result['seconds']:.0f} s)"
     )
     assert settings.slack is not None
-    client = SlackClient.from_settings(settings.slack)
-    try:
-        client.post(text, [])
-    except MarketingError as exc:
-        log.warning("backfill summary not posted to Slack: %s", exc)
-    finally:
-        client.http.close()
+    with SlackClient.from_settings(settings.slack) as client:
+        try:
+            client.post(text, [])
+        except MarketingError as exc:
+            log.warning("backfill summary not posted to Slack: %s", exc)

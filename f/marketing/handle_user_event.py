@@ -98,16 +98,13 @@ def _handle(given: dict[str, Any], dry_run: bool, replay_of: str) -> dict:
     body = {key: given.get(key) for key in fields_of(kind)} if known else given
     parsed = parse_event(body)
     notes += cut_fields(body)
-    resources = job_workspace()
-    try:
+    with job_workspace() as resources:
         settings = load_settings(reader=resources.get)
         # The next attempt carries the event as JSON text, which Windmill never rewrites.
         args = as_payload(parsed.body()) | ({"replay_of": replay_of} if replay_of else {})
         next_run = NextRun(SCRIPT_PATH, args, skip_preprocessor=True)
         later = Later(event_key(parsed), settings.routing.retries, resources, next_run, replay_of)
         return EventJob(parsed, settings, later, notes).handle(dry_run)
-    finally:
-        resources.close()
 
 
 def _fields(payload: Any, from_webhook: bool) -> dict[str, Any]:

@@ -53,18 +53,12 @@ def main(
         return {"posted": False, "reason": f"{path} is not watched"}
     text, blocks = _message(path, job_id, error or {}, workspace_id)
     try:
-        workspace = job_workspace()
-        try:
+        with job_workspace() as workspace:
             slack = load_resource(SlackSettings, None, SLACK_PATH, workspace.get, optional=True)
-        finally:
-            workspace.close()
         if slack is None:
             return {"posted": False, "reason": f"no Slack resource at {SLACK_PATH}"}
-        client = SlackClient.from_settings(slack)
-        try:
+        with SlackClient.from_settings(slack) as client:
             client.post(text, blocks)
-        finally:
-            client.http.close()
     except MarketingError as exc:  # Slack down, the resource unreadable: say so, do not raise
         log.warning("failure alert not posted: %s", exc)
         return {"posted": False, "reason": str(exc)}

@@ -52,7 +52,7 @@ def main(since: str = "", until: str = "", confirm: bool = False) -> dict:
     workspace = job_workspace()
     if not isinstance(workspace, WindmillApi):
         raise ConfigError("replay reads Windmill's job history: run it in Windmill")
-    try:
+    with workspace:
         failed = []
         # Older servers compare whole seconds, strictly: ask a second wider on each side,
         # then keep what is inside the window (completed_jobs.rs; newer ones are inclusive).
@@ -69,8 +69,6 @@ def main(since: str = "", until: str = "", confirm: bool = False) -> dict:
         for done, job in enumerate(failed, start=1):
             listed.append(_replay(workspace, job, confirm))
             progress.show(done)
-    finally:
-        workspace.close()
     counts: dict[str, int] = {}
     for item in listed:
         counts[item["status"]] = counts.get(item["status"], 0) + 1

@@ -9,6 +9,7 @@ Run it from the Windmill UI after filling in the resources, and again after chan
 routing. Locally: scripts/setup [--apply].
 """
 
+from contextlib import nullcontext
 from typing import Any
 
 from f.marketing.lib.errors import ConfigError, MarketingError, SetupIncomplete
@@ -77,8 +78,7 @@ def main(
     """
     log = log_to_stdout()
     report = Report(apply)
-    resources = job_workspace()
-    try:
+    with job_workspace() as resources:
         read = resources.get
         routing_ = _load(report, Routing, routing, ROUTING_PATH, read)
         twenty_ = _load(report, TwentySettings, twenty, TWENTY_PATH, read)
@@ -88,19 +88,17 @@ def main(
         if isinstance(resources, WindmillApi):
             _check_ledger_folder(report, resources)
         if routing_ and twenty_:
-            with _closing(TwentyClient.from_settings(twenty_)) as client:
+            with TwentyClient.from_settings(twenty_) as client:
                 check_twenty(client, routing_, report)
         if routing_ and mautic_:
-            with _closing(MauticClient.from_settings(mautic_)) as client:
+            with MauticClient.from_settings(mautic_) as client:
                 check_mautic(client, routing_, report)
         if not any(c.subject == SLACK_PATH and c.status == "failed" for c in report.checks):
-            with _closing(SlackClient.from_settings(slack_) if slack_ else None) as client:
+            with SlackClient.from_settings(slack_) if slack_ else nullcontext() as client:
                 check_slack(client, send_test_message, report)
         if stripe_:
-            with _closing(StripeClient.from_settings(stripe_)) as client:
+            with StripeClient.from_settings(stripe_) as client:
                 check_stripe(client, report)
-    finally:
-        resources.close()
 
     for line in report.text().splitlines():
         log.info(line)
@@ -146,17 +144,3 @@ def _check_ledger_folder(report: Report, resources: WindmillApi) -> None:
             fix=f"add {user} to the group marketing_ops (it may write in f/{FOLDER})",
             blocking=False,
         )  # fmt: skip
-
-
-class _closing:
-    """Close a client's connections however its checks end."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def __enter__(self) -> Any:
-        return self.client
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.client is not None:
-            self.client.http.close()

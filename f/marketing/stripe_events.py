@@ -86,21 +86,15 @@ def main(
 def _handle(
     payload: str, stripe_signature: str, from_webhook: bool, dry_run: bool, replay_of: str
 ) -> dict:
-    resources = job_workspace()
-    try:
+    with job_workspace() as resources:
         stripe_settings = load_resource(StripeSettings, None, STRIPE_PATH, resources.get)
         assert stripe_settings is not None, "a required resource is never None"
         signed = None
         if from_webhook or stripe_signature:
             signed = _verified(payload, stripe_signature, stripe_settings, from_webhook)
         settings = load_settings(reader=resources.get)
-        client = StripeClient.from_settings(stripe_settings, QUEUE_ON_RATE_LIMIT)
-        try:
+        with StripeClient.from_settings(stripe_settings, QUEUE_ON_RATE_LIMIT) as client:
             return _apply(signed, payload, dry_run, settings, client, resources, replay_of)
-        finally:
-            client.close()
-    finally:
-        resources.close()
 
 
 def _verified(

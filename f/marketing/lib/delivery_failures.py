@@ -54,22 +54,20 @@ def record(script: str, failure: Exception, labels: list[str]) -> dict:
     message = failure_message(failure)
     delivery = current_job_id()
     job_id = failure_job_id(delivery or str(uuid.uuid4()))
-    workspace = job_workspace()
     try:
-        raw = _delivered_body(workspace.read_job(delivery)) if delivery else None
-        if raw is None:
-            raise failure  # no trigger event stored: not a delivery, so nothing to hide
-        workspace.queue_job(
-            script,
-            {"payload": raw, "failed": json.dumps({"message": message})},
-            delay=0,
-            job_id=job_id,
-            skip_preprocessor=True,
-        )
+        with job_workspace() as workspace:
+            raw = _delivered_body(workspace.read_job(delivery)) if delivery else None
+            if raw is None:
+                raise failure  # no trigger event stored: not a delivery, so nothing to hide
+            workspace.queue_job(
+                script,
+                {"payload": raw, "failed": json.dumps({"message": message})},
+                delay=0,
+                job_id=job_id,
+                skip_preprocessor=True,
+            )
     except MarketingError:
         raise failure from None
-    finally:
-        workspace.close()
     unexpected = not isinstance(failure, MarketingError)
     log.warning(
         "delivery failed; recorded in job %s", job_id, exc_info=failure if unexpected else None

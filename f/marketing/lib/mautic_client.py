@@ -26,7 +26,13 @@ from typing import Any
 import httpx
 
 from f.marketing.lib.errors import ServiceError
-from f.marketing.lib.service_http import DEFAULT_POLICY, RetryPolicy, ServiceHttp, json_body
+from f.marketing.lib.service_http import (
+    DEFAULT_POLICY,
+    RetryPolicy,
+    ServiceClient,
+    ServiceHttp,
+    json_body,
+)
 from f.marketing.lib.service_settings import MauticSettings
 
 # The comment marks a do-not-contact entry as ours, so that only ours is ever lifted.
@@ -109,9 +115,9 @@ def _success(response: httpx.Response) -> None:
         raise ValueError("no success flag")
 
 
-class MauticClient:
+class MauticClient(ServiceClient):
     def __init__(self, http: ServiceHttp, oauth: tuple[str, str] | None = None) -> None:
-        self.http = http
+        super().__init__(http)
         self._oauth = oauth
         self._token: str | None = None
 

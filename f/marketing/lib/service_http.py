@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import certifi
 import httpx
@@ -255,6 +255,23 @@ class ServiceHttp:
             )
         # A little jitter so that parallel jobs do not all come back at the same instant.
         return retry_after + 0.25 * self._jitter()
+
+
+class ServiceClient:
+    """A thin client of one service: it owns its connection and closes it, so a caller writes
+    `with TwentyClient.from_settings(...) as twenty:` and never reaches into `http`."""
+
+    def __init__(self, http: ServiceHttp) -> None:
+        self.http = http
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @functools.cache

@@ -19,6 +19,7 @@ from f.marketing.lib.errors import ServiceError
 from f.marketing.lib.service_http import (
     DEFAULT_POLICY,
     RetryPolicy,
+    ServiceClient,
     ServiceHttp,
     json_body,
     plain_error,
@@ -38,9 +39,9 @@ def read_error(response: httpx.Response) -> str:
     return text
 
 
-class SlackClient:
+class SlackClient(ServiceClient):
     def __init__(self, http: ServiceHttp, path: str, channel: str | None) -> None:
-        self.http = http
+        super().__init__(http)
         self._path = path
         self._channel = channel
 

@@ -16,7 +16,13 @@ from typing import Any
 import httpx
 
 from f.marketing.lib.errors import InvalidEvent
-from f.marketing.lib.service_http import DEFAULT_POLICY, RetryPolicy, ServiceHttp, json_body
+from f.marketing.lib.service_http import (
+    DEFAULT_POLICY,
+    RetryPolicy,
+    ServiceClient,
+    ServiceHttp,
+    json_body,
+)
 from f.marketing.lib.service_settings import StripeSettings
 
 # Stripe names the key in some messages, masked but for its prefix and last characters.
@@ -39,10 +45,7 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body
 
 
-class StripeClient:
-    def __init__(self, http: ServiceHttp) -> None:
-        self.http = http
-
+class StripeClient(ServiceClient):
     @classmethod
     def from_settings(
         cls, settings: StripeSettings, policy: RetryPolicy = DEFAULT_POLICY, **http_options: Any
@@ -79,9 +82,6 @@ class StripeClient:
     def first(self, kind: str) -> list[dict[str, Any]]:
         """One item of a list (events, subscriptions, customers): whether the key may read it."""
         return list(self._get(f"/v1/{kind}", f"list {kind}", params={"limit": 1})["data"])
-
-    def close(self) -> None:
-        self.http.close()
 
     def _get(self, path: str, action: str, **kwargs: Any) -> dict[str, Any]:
         return self.http.request("GET", path, action=action, read=_json, **kwargs)

@@ -17,7 +17,13 @@ import httpx
 
 from f.marketing.lib.contract import split_name
 from f.marketing.lib.errors import ServiceError
-from f.marketing.lib.service_http import DEFAULT_POLICY, RetryPolicy, ServiceHttp, json_body
+from f.marketing.lib.service_http import (
+    DEFAULT_POLICY,
+    RetryPolicy,
+    ServiceClient,
+    ServiceHttp,
+    json_body,
+)
 from f.marketing.lib.service_settings import TwentySettings
 
 UPSERT_REQUEST = "POST /rest/people?upsert=true"
@@ -77,10 +83,7 @@ def _outcome(person: dict[str, Any]) -> PersonOutcome:
     )
 
 
-class TwentyClient:
-    def __init__(self, http: ServiceHttp) -> None:
-        self.http = http
-
+class TwentyClient(ServiceClient):
     @classmethod
     def from_settings(
         cls, settings: TwentySettings, policy: RetryPolicy = DEFAULT_POLICY, **http_options: Any

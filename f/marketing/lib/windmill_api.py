@@ -33,7 +33,7 @@ import httpx
 
 from f.marketing.lib.errors import ConfigError, ServiceError
 from f.marketing.lib.job_log import log
-from f.marketing.lib.service_http import DEFAULT_POLICY, ServiceHttp, plain_error
+from f.marketing.lib.service_http import DEFAULT_POLICY, ServiceClient, ServiceHttp, plain_error
 
 _job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
 
@@ -81,11 +81,11 @@ class Workspace(Protocol):
     def close(self) -> None: ...
 
 
-class WindmillApi:
+class WindmillApi(ServiceClient):
     """Workspace of the job's workspace over Windmill's REST API, as the job's user."""
 
     def __init__(self, http: ServiceHttp, workspace: str) -> None:
-        self.http = http
+        super().__init__(http)
         self._workspace = f"/w/{workspace}"
         self._prefix = f"{self._workspace}/resources"
 
@@ -289,9 +289,6 @@ class WindmillApi:
         ) as response:
             yield _Chunks(response.iter_bytes())
 
-    def close(self) -> None:
-        self.http.close()
-
 
 class _Chunks:
     """`read(n)` over an iterator of byte chunks (a streamed download)."""
@@ -359,6 +356,12 @@ class LocalWorkspace:
         raise ConfigError("a local run has no workspace object storage: give the file instead")
 
     def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "LocalWorkspace":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
         pass
 
 

@@ -97,10 +97,10 @@ class Context:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.twenty.http.close()
-        self.mautic.http.close()
+        self.twenty.close()
+        self.mautic.close()
         if self.slack:
-            self.slack.http.close()
+            self.slack.close()
 
 
 Outcome = tuple[str, str]  # (status, detail)
