@@ -7,8 +7,8 @@ import types
 import pytest
 
 from f.marketing.backfill import CHECKPOINTS, main
+from f.marketing.lib.consent import NO_CONSENT_COMMENT
 from f.marketing.lib.errors import ConfigError, JobFailed
-from f.marketing.lib.mautic_client import NO_CONSENT_COMMENT
 
 HEADER = "email,name,plan,source,marketing_consent,churned,reason\n"
 

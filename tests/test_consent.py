@@ -6,7 +6,14 @@ is an unsubscribe, and a boolean `false` overwrites a stored `true`; the stand-i
 
 import pytest
 
-from f.marketing.lib.mautic_client import NO_CONSENT_COMMENT
+from f.marketing.lib.consent import (
+    NO_CONSENT_COMMENT,
+    Consent,
+    lifts_dnc,
+    may_email,
+    with_dnc_on_create,
+)
+from f.marketing.lib.mautic_client import Contact
 from tests.conftest import run_event as main
 from tests.test_handle_user_event import EMAIL, churned, registered, steps, upgraded
 
@@ -114,3 +121,43 @@ def test_consent_given_after_our_own_do_not_contact_lifts_it(services, windmill)
     assert dnc(services) == []
     assert steps(result)["mautic lift do-not-contact"][0] == "done"
     assert services.mautic.contact_by_email(EMAIL)["id"] in services.mautic.campaign_members[10]
+
+
+# --- the rules themselves (lib/consent.py), as both the live events and the backfill use them
+
+
+def _contact(dnc: list[dict] | None = None, consent_field: object = None) -> Contact:
+    return Contact(1, False, {"marketing_consent": consent_field}, email_dnc=dnc or [])
+
+
+OURS = {"channel": "email", "reason": 3, "comments": NO_CONSENT_COMMENT}
+
+
+@pytest.mark.parametrize(
+    ("stated", "contact", "mailable"),
+    [
+        (Consent.GIVEN, None, True),
+        (Consent.GIVEN, _contact(), True),
+        (Consent.GIVEN, _contact([OURS]), True),
+        (Consent.GIVEN, _contact([BOUNCE]), False),
+        (Consent.GIVEN, _contact([OURS, UNSUBSCRIBE]), False),
+        (Consent.REFUSED, None, False),
+        (Consent.REFUSED, _contact(consent_field=True), False),
+        (Consent.ON_RECORD, None, False),
+        (Consent.ON_RECORD, _contact(consent_field="1"), True),
+        (Consent.ON_RECORD, _contact(consent_field="0"), False),
+        (Consent.ON_RECORD, _contact([OURS], consent_field=True), False),
+    ],
+)
+def test_who_may_be_emailed(stated, contact, mailable):
+    assert may_email(stated, contact, "marketing_consent") is mailable
+
+
+def test_our_do_not_contact_goes_only_to_a_refusing_user_without_one():
+    values = {"email": EMAIL}
+    assert with_dnc_on_create(values, Consent.REFUSED, None)["doNotContact"] == [OURS]
+    assert with_dnc_on_create(values, Consent.REFUSED, _contact([BOUNCE])) == values
+    assert with_dnc_on_create(values, Consent.GIVEN, None) == values
+    assert lifts_dnc(Consent.GIVEN, _contact([OURS]))
+    assert not lifts_dnc(Consent.GIVEN, _contact([UNSUBSCRIBE]))
+    assert not lifts_dnc(Consent.REFUSED, _contact([OURS]))

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from f.marketing.lib.backfill_file import User
+from f.marketing.lib.consent import Consent, lifts_dnc, may_email, with_dnc_on_create
 from f.marketing.lib.errors import ConfigError, ServiceError
-from f.marketing.lib.mautic_client import LOOKUP, NO_CONSENT_DNC, Contact, MauticClient
+from f.marketing.lib.mautic_client import LOOKUP, Contact, MauticClient
 from f.marketing.lib.routing import Routing
 from f.marketing.lib.twenty_client import BATCH, PersonOutcome, TwentyClient, person_body
 from f.marketing.lib.workflow import Context, churn_values, registration_values
@@ -104,6 +105,7 @@ class Applier:
     ) -> None:
         self.twenty, self.mautic, self.routing = twenty, mautic, routing
         self.segments, self.campaigns = segments, campaigns
+        self.consent_field = routing.fields.mautic.consent
 
     # --- the real run ---------------------------------------------------------------------
 
@@ -159,15 +161,11 @@ class Applier:
         return found
 
     def _mautic(self, users: list[User], tally: Tally) -> dict[str, Contact]:
-        refusing = [u.email for u in users if not u.registered.marketingConsent]
+        refusing = [u.email for u in users if _stated(u) is Consent.REFUSED]
         known = self.find_contacts(refusing)
-        bodies = []
-        for user in users:
-            values = self.contact(user)
-            had_dnc = user.email in known and known[user.email].email_dnc
-            if not user.registered.marketingConsent and not had_dnc:
-                values = {**values, "doNotContact": [NO_CONSENT_DNC]}
-            bodies.append(values)
+        bodies = [
+            with_dnc_on_create(self.contact(u), _stated(u), known.get(u.email)) for u in users
+        ]
         outcomes = self.mautic.upsert_contacts(bodies) if bodies else []
         contacts: dict[str, Contact] = {}
         for user, body, outcome in zip(users, bodies, outcomes, strict=True):
@@ -184,7 +182,7 @@ class Applier:
             tally.add("mautic created" if outcome.created else "mautic updated")
             if "doNotContact" in body:
                 tally.add("do-not-contact marked")
-            elif user.registered.marketingConsent and outcome.dnc_is_ours():
+            elif lifts_dnc(_stated(user), outcome):
                 self.mautic.remove_do_not_contact(outcome.id)
                 tally.add("do-not-contact lifted")
         return contacts
@@ -197,7 +195,7 @@ class Applier:
             contact = contacts.get(user.email)
             if contact is None:
                 continue
-            consent = _consent(user, contact)
+            consent = may_email(_stated(user), contact, self.consent_field)
             wanted = self.segments.wanted(user, consent)
             current = set() if contact.created else self.mautic.segment_ids(contact.id)
             for segment_id in sorted((current & self.segments.managed) - wanted):
@@ -250,13 +248,11 @@ class Applier:
         segment_ids: set[int] = set()
         for user in users:
             contact = known.get(user.email)
-            consent = user.registered.marketingConsent and (
-                contact is None or not contact.email_dnc or contact.dnc_is_ours()
-            )
+            consent = may_email(_stated(user), contact, self.consent_field)
             segment_ids |= self.segments.wanted(user, consent)
             if contact is not None:
                 tally.add("mautic calls")  # its segments read
-                if user.registered.marketingConsent and contact.dnc_is_ours():
+                if lifts_dnc(_stated(user), contact):
                     tally.add("mautic calls")  # the do-not-contact lifted
             if self.campaigns and consent:
                 tally.add("mautic calls", 1 if contact is None else 2)
@@ -294,9 +290,9 @@ def _undated(values: dict[str, Any], user: User, date_field: str | None) -> dict
     return {k: v for k, v in values.items() if k != date_field}
 
 
-def _consent(user: User, contact: Contact) -> bool:
-    """As the live registration: the row says yes, and no do-not-contact but ours stands."""
-    return user.registered.marketingConsent and (not contact.email_dnc or contact.dnc_is_ours())
+def _stated(user: User) -> Consent:
+    """A row is a registration: it states consent, as the live event does."""
+    return Consent.stated(user.registered.marketingConsent)
 
 
 def _last_per_email(users: list[User], tally: Tally) -> list[User]:

@@ -6,7 +6,7 @@ Facts relied on (mautic/mautic 5.1; README, "API facts relied on"):
   reply's `fields.all` is checked for every alias we sent.
 - An email do-not-contact added over an existing one rewrites its reason and comment, unless
   the stored reason is 1 (unsubscribed): LeadBundle/Model/DoNotContact.php, addDncForContact.
-  So we only ever add ours to a contact that has none.
+  So ours is only ever added to a contact that has none (lib/consent.py).
 - Segment add/remove answer 403 for a segment the API user may not use (unpublished, or
   another user's without lead:lists:viewother): LeadBundle/Controller/Api/ListApiController.php.
 - `contacts/new` and `contacts/batch/new` need Contacts: Create (`lead:leads:create`) even
@@ -35,14 +35,10 @@ from f.marketing.lib.service_http import (
 )
 from f.marketing.lib.service_settings import MauticSettings
 
-# The comment marks a do-not-contact entry as ours, so that only ours is ever lifted.
-NO_CONSENT_COMMENT = "No marketing consent given (set by f/marketing/handle_user_event)"
-DNC_MANUAL = 3
 PAGE = 200  # Mautic lists 30 a page unless asked
 BATCH = 200  # api_batch_max_limit: more items in one batch call is a 500
 # Emails per look-up: `where ... in` goes in the query string, which web servers cap (8 KB).
 LOOKUP = 60
-NO_CONSENT_DNC = {"channel": "email", "reason": DNC_MANUAL, "comments": NO_CONSENT_COMMENT}
 
 SEGMENT_ACCESS_HINT = (
     "segment {id} is unpublished, or the Mautic API user may not use it: publish it and set "
@@ -59,23 +55,13 @@ class Contact:
     email_dnc: list[dict[str, Any]] = field(default_factory=list)
     ignored_fields: tuple[str, ...] = ()
 
-    def has_consent(self, consent_field: str) -> bool:
-        """Consent is on record: no email do-not-contact, and the consent field says yes."""
-        return not self.email_dnc and _truthy(self.fields.get(consent_field))
-
-    def dnc_is_ours(self) -> bool:
-        return bool(self.email_dnc) and all(
-            int(entry.get("reason") or 0) == DNC_MANUAL
-            and entry.get("comments") == NO_CONSENT_COMMENT
-            for entry in self.email_dnc
-        )
-
-
-def _truthy(value: Any) -> bool:
-    # Mautic shows a boolean field as true/false or "1"/"0" (CoreBundle/Form/RequestTrait.php).
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    return bool(value)
+    def flag(self, name: str) -> bool:
+        """A boolean field's value: Mautic shows one as true/false or "1"/"0"
+        (CoreBundle/Form/RequestTrait.php)."""
+        value = self.fields.get(name)
+        if isinstance(value, str):
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        return bool(value)
 
 
 def _contact(data: dict[str, Any], *, created: bool, sent: dict[str, Any]) -> Contact:
@@ -376,12 +362,12 @@ class MauticClient(ServiceClient):
             read=lambda r: None if r.status_code == 404 else dict(r.json()[key]),
         )
 
-    def add_do_not_contact(self, contact_id: int) -> None:
+    def add_do_not_contact(self, contact_id: int, reason: int, comments: str) -> None:
         self._call(
             "POST",
             f"/api/contacts/{contact_id}/dnc/email/add",
             action="add do-not-contact",
-            json={"reason": DNC_MANUAL, "comments": NO_CONSENT_COMMENT},
+            json={"reason": reason, "comments": comments},
         )
 
     def remove_do_not_contact(self, contact_id: int) -> None:

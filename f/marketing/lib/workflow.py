@@ -9,11 +9,20 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
-from enum import Enum
 from typing import Any, assert_never
 
 import httpx
 
+from f.marketing.lib.consent import (
+    DNC_MANUAL,
+    NO_CONSENT_COMMENT,
+    Consent,
+    is_ours,
+    lifts_dnc,
+    marks_dnc,
+    may_email,
+    with_dnc_on_create,
+)
 from f.marketing.lib.contract import (
     Event,
     UserChurned,
@@ -23,7 +32,7 @@ from f.marketing.lib.contract import (
     split_name,
 )
 from f.marketing.lib.errors import ConfigError, JobFailed, MarketingError, ServiceError
-from f.marketing.lib.mautic_client import NO_CONSENT_DNC, Contact, MauticClient
+from f.marketing.lib.mautic_client import Contact, MauticClient
 from f.marketing.lib.notifications import (
     Claim,
     Message,
@@ -278,25 +287,13 @@ def _upsert_person(body: dict[str, Any]) -> Step:
     return Step("twenty", "upsert person", UPSERT_REQUEST, run, payload=body)
 
 
-class Consent(Enum):
-    """What the event says about marketing consent."""
-
-    GIVEN = "given"  # user.registered with consent
-    REFUSED = "refused"  # user.registered without
-    ON_RECORD = "on record"  # the other events say nothing: the contact's record decides
-
-
 def _upsert_contact(values: dict[str, Any], consent_field: str, consent: Consent) -> Step:
-    with_dnc = {**values, "doNotContact": [NO_CONSENT_DNC]}
+    with_dnc = with_dnc_on_create(values, consent, None)
 
     def run(ctx: Context) -> Outcome:
         body = values
         if consent is Consent.REFUSED:
-            # Created with our do-not-contact in the same call, so it is never mailable; but
-            # never sent over an entry that exists, which Mautic would rewrite (a bounce too).
-            existing = ctx.mautic.find_contact(values["email"])
-            if existing is None or not existing.email_dnc:
-                body = with_dnc
+            body = with_dnc_on_create(values, consent, ctx.mautic.find_contact(values["email"]))
         contact = ctx.mautic.upsert_contact(body)
         if contact.ignored_fields:
             missing = ", ".join(contact.ignored_fields)
@@ -308,20 +305,11 @@ def _upsert_contact(values: dict[str, Any], consent_field: str, consent: Consent
                 f"in routing.fields.mautic",
             )
         ctx.contact = contact
-        match consent:
-            case Consent.GIVEN:
-                # The event states consent now; a do-not-contact set by anyone but us still wins.
-                ctx.consent = not contact.email_dnc or contact.dnc_is_ours()
-            case Consent.REFUSED:
-                ctx.consent = False
-            case Consent.ON_RECORD:
-                ctx.consent = contact.has_consent(consent_field)
-            case _:
-                assert_never(consent)
+        ctx.consent = may_email(consent, contact, consent_field)
         detail = f"contact {contact.id}"
-        if body is with_dnc:
+        if body is not values:
             detail += ", marked do-not-contact for email (no marketing consent)"
-        elif contact.email_dnc and not contact.dnc_is_ours():
+        elif contact.email_dnc and not is_ours(contact):
             detail += ", has a do-not-contact set outside this job (unsubscribe, bounce): kept"
         elif not ctx.consent and consent is Consent.ON_RECORD:
             detail += ", no marketing consent on record"
@@ -343,7 +331,7 @@ def _upsert_contact(values: dict[str, Any], consent_field: str, consent: Consent
 def _lift_our_dnc() -> Step:
     def run(ctx: Context) -> Outcome:
         contact = _contact(ctx)
-        if contact.dnc_is_ours():
+        if lifts_dnc(Consent.GIVEN, contact):
             ctx.mautic.remove_do_not_contact(contact.id)
             return "done", "consent given: lifted the do-not-contact this job once set"
         if contact.email_dnc:
@@ -360,15 +348,15 @@ def _lift_our_dnc() -> Step:
 
 
 def _mark_without_consent() -> Step:
-    body = {"reason": NO_CONSENT_DNC["reason"], "comments": NO_CONSENT_DNC["comments"]}
+    body = {"reason": DNC_MANUAL, "comments": NO_CONSENT_COMMENT}
 
     def run(ctx: Context) -> Outcome:
         contact = _contact(ctx)
         if ctx.consent:
             return "skipped", "marketing consent on record"
-        if contact.email_dnc:
+        if not marks_dnc(ctx.consent, contact):
             return "skipped", "already do-not-contact for email"
-        ctx.mautic.add_do_not_contact(contact.id)
+        ctx.mautic.add_do_not_contact(contact.id, DNC_MANUAL, NO_CONSENT_COMMENT)
         return "done", "no marketing consent on record: marked do-not-contact"
 
     return Step(
