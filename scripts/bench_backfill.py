@@ -161,7 +161,7 @@ def baseline_run(users: int, speed: float) -> dict:
     with ExitStack() as stack:
         services.mounted(stack, clock)
         waiting = service_http.RetryPolicy(max_retry_after=120.0, budget=600.0)
-        stack.enter_context(mock.patch("f.marketing.lib.workflow.QUEUE_ON_RATE_LIMIT", waiting))
+        stack.enter_context(mock.patch("f.marketing.lib.steps.QUEUE_ON_RATE_LIMIT", waiting))
         start = clock.seconds()
         for i in range(users):
             event = {"event": "user.registered", "email": f"user{i}@bench.test",

@@ -35,7 +35,7 @@ import respx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from f.marketing.handle_user_event import SCRIPT_PATH
-from f.marketing.lib import service_http, workflow
+from f.marketing.lib import service_http, steps
 from f.marketing.lib.job_log import log_to_stdout
 from f.marketing.lib.windmill_api import WindmillApi
 from tests.conftest import ROUTING
@@ -131,7 +131,7 @@ def run(
         stack.enter_context(mock.patch.object(service_http.time, "sleep", sleep))
         if not queue:  # before: wait for rate limits in the job, and no later attempt
             waiting = service_http.RetryPolicy()
-            stack.enter_context(mock.patch.object(workflow, "QUEUE_ON_RATE_LIMIT", waiting))
+            stack.enter_context(mock.patch.object(steps, "QUEUE_ON_RATE_LIMIT", waiting))
             stack.enter_context(
                 mock.patch.object(WindmillApi, "queue_job", side_effect=_no_queue, autospec=True)
             )

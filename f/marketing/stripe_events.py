@@ -16,17 +16,18 @@ cannot point the job at another Stripe, or anything else.
 import json
 from typing import Any
 
+from f.marketing.lib.attempt_schedule import QUEUE_ON_RATE_LIMIT
 from f.marketing.lib.delivery_failures import delivered, fail_as_recorded
 from f.marketing.lib.errors import InvalidEvent, JobFailed, ServiceError, SignatureRefused
 from f.marketing.lib.event_job import EventJob, Later, NextRun
 from f.marketing.lib.job_log import log, log_to_stdout
+from f.marketing.lib.job_result import JobResult
 from f.marketing.lib.service_settings import StripeSettings
 from f.marketing.lib.settings import STRIPE_PATH, Settings, load_resource, load_settings
 from f.marketing.lib.stripe_client import StripeClient, stripe_id
 from f.marketing.lib.stripe_mapping import Skip, describe, map_event
 from f.marketing.lib.stripe_signature import verify
 from f.marketing.lib.windmill_api import Workspace, job_workspace
-from f.marketing.lib.workflow import QUEUE_ON_RATE_LIMIT
 
 SCRIPT_PATH = "f/marketing/stripe_events"
 
@@ -146,8 +147,8 @@ def _apply(
     about = {"stripe_event": event_id, "stripe_type": stripe_event["type"]}
     if isinstance(mapped, Skip):
         log.info("%s: %s (%s)", name, mapped.label, mapped.reason)
-        return {**about, "ok": True, "skipped": mapped.reason, "notes": notes,
-                "wm_labels": ["stripe", mapped.label]}  # fmt: skip
+        skipped = {**about, "skipped": mapped.reason}
+        return JobResult(["stripe", mapped.label], ok=True, fields=skipped, notes=notes).as_dict()
     log.info("%s: applied as %s", name, mapped.event.event)
     job = EventJob(mapped.event, settings, later, notes + mapped.notes, labels=["stripe"])
     return {**about, **job.handle(dry_run)}
@@ -156,7 +157,7 @@ def _apply(
 def _not_applied(exc: ServiceError, name: str) -> JobFailed:
     return JobFailed(
         f"{name}: {exc}\nDone: nothing\nNot done: Twenty, Mautic and Slack",
-        {"ok": False, "steps": []},
+        JobResult(["stripe"], ok=False, steps=[]).as_dict(),
         transient=exc.transient,
         retry_after=exc.retry_after,
         rate_limited=exc.rate_limited,

@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from f.marketing.lib.routing import Retries
+from f.marketing.lib.service_http import RetryPolicy
 
+# An event job's calls: a rate limit ends the call at once (with its Retry-After), and the job
+# queues its next attempt instead of holding a worker while the limit refills.
+QUEUE_ON_RATE_LIMIT = RetryPolicy(wait_on_rate_limit=False)
 # Fixed, so that every worker derives the same ids (any uuid would do; this one is ours).
 ATTEMPTS = uuid.UUID("6f5b1a52-3f7e-4c1d-9a61-2b8e51c0d7a4")
 # Rate-limited returns per step of the schedule; past this a rate limit counts as an outage.

@@ -1,5 +1,5 @@
 """One chunk of backfill users applied to Twenty and Mautic with batch calls, by the rules of
-the live events (lib/workflow.py), minus the Slack message per user:
+the live events (lib/plan.py, lib/steps.py), minus the Slack message per user:
 
 - Twenty: one batch upsert per 60 people. A batch Twenty refuses (400) is split in halves
   until the refused person is found, so one bad row never stops the others.
@@ -27,9 +27,10 @@ from f.marketing.lib.backfill_file import User
 from f.marketing.lib.consent import Consent, lifts_dnc, may_email, with_dnc_on_create
 from f.marketing.lib.errors import ConfigError, ServiceError
 from f.marketing.lib.mautic_client import LOOKUP, Contact, MauticClient
+from f.marketing.lib.person_values import churn_values, registration_values
 from f.marketing.lib.routing import Routing
+from f.marketing.lib.steps import Context
 from f.marketing.lib.twenty_client import BATCH, PersonOutcome, TwentyClient, person_body
-from f.marketing.lib.workflow import Context, churn_values, registration_values
 
 MAX_LISTED = 200  # failures and skips listed in the result; the counts count them all
 

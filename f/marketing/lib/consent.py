@@ -1,5 +1,5 @@
 """Who may get marketing email, and the do-not-contact entry that says no: the one home of the
-consent rules, for the live events (lib/workflow.py) and the backfill (lib/backfill_apply.py).
+consent rules, for the live events (lib/steps.py) and the backfill (lib/backfill_apply.py).
 
 - A contact is never mailable without consent: a user who refused is created with our email
   do-not-contact in the same upsert, unless the contact already has one. An entry added over an

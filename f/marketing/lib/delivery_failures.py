@@ -20,6 +20,7 @@ from typing import Any
 
 from f.marketing.lib.errors import MarketingError
 from f.marketing.lib.job_log import log
+from f.marketing.lib.job_result import JobResult
 from f.marketing.lib.windmill_api import current_job_id, job_workspace
 
 # Fixed, so that a re-run of a delivery records its failure under the same job id, once.
@@ -72,12 +73,11 @@ def record(script: str, failure: Exception, labels: list[str]) -> dict:
     log.warning(
         "delivery failed; recorded in job %s", job_id, exc_info=failure if unexpected else None
     )
-    return {
-        "ok": False,
-        "failed": message.splitlines()[0],
-        "failure_job": job_id,
-        "wm_labels": [*labels, "delivery-failed"],
-    }
+    return JobResult(
+        [*labels, "delivery-failed"],
+        ok=False,
+        fields={"failed": message.splitlines()[0], "failure_job": job_id},
+    ).as_dict()
 
 
 def _delivered_body(job: dict[str, Any]) -> str | None:

@@ -14,11 +14,13 @@ from f.marketing.lib.attempt_schedule import NextAttempt, attempt_of, next_attem
 from f.marketing.lib.contract import Event
 from f.marketing.lib.errors import InvalidEvent, JobFailed, MarketingError
 from f.marketing.lib.job_log import log
+from f.marketing.lib.job_result import JobResult
+from f.marketing.lib.plan import plan as plan_steps
 from f.marketing.lib.routing import Retries
+from f.marketing.lib.run_steps import run
 from f.marketing.lib.settings import Settings
+from f.marketing.lib.steps import Context
 from f.marketing.lib.windmill_api import Workspace, current_job_id
-from f.marketing.lib.workflow import Context, run
-from f.marketing.lib.workflow import plan as plan_steps
 
 
 def chain_key(event_key: str, replay_of: str) -> str:
@@ -93,17 +95,19 @@ class Later:
             "was rate limited" if failed.rate_limited else "failed for a while",
             "next attempt queued" if queued else "next attempt was already queued", when,
         )  # fmt: skip
-        return {
-            **failed.summary,
-            "status": "retry-scheduled",
-            "attempt": self.attempt.number,
-            "reason": str(failed).splitlines()[0],
-            "next_attempt": upcoming.attempt.number,
-            "next_attempt_at": when,
-            "next_job_id": next_job,
-            "notes": notes,
-            "wm_labels": [name, *labels, "retry-scheduled"],
-        }
+        return JobResult(
+            [name, *labels, "retry-scheduled"],
+            fields={
+                **failed.summary,
+                "status": "retry-scheduled",
+                "attempt": self.attempt.number,
+                "reason": str(failed).splitlines()[0],
+                "next_attempt": upcoming.attempt.number,
+                "next_attempt_at": when,
+                "next_job_id": next_job,
+            },
+            notes=notes,
+        ).as_dict()
 
     def _upcoming(self, key: str, failed: JobFailed) -> NextAttempt:
         upcoming = next_attempt(
@@ -158,13 +162,12 @@ class EventJob:
         )
         if dry_run:
             log.info("%s: dry run, %d steps planned, no call made", parsed.event, len(steps))
-            return {
-                "event": parsed.event,
-                "dry_run": True,
-                "would_call": [step.describe() for step in steps],
-                "notes": self.notes,
-                "wm_labels": [parsed.event, *self.labels, "dry-run"],
-            }
+            return JobResult(
+                [parsed.event, *self.labels, "dry-run"],
+                parsed.event,
+                fields={"dry_run": True, "would_call": [step.describe() for step in steps]},
+                notes=self.notes,
+            ).as_dict()
         try:
             with Context.connect(self.settings, self.later.resources) as ctx:
                 results = run(steps, ctx, parsed.event)
@@ -175,14 +178,14 @@ class EventJob:
 
         labels = [parsed.event, *self.labels]
         for result in results:
-            if result["status"] in {"failed", "uncertain"}:
-                self.notes.append(f"{result['service']} {result['action']}: {result['detail']}")
-                labels.append(f"{result['service']}-{result['status']}")
-        return {
-            "event": parsed.event,
-            "ok": True,
-            "attempt": self.later.attempt.number,
-            "steps": results,
-            "notes": self.notes + ctx.notes,
-            "wm_labels": labels,
-        }
+            if result.status in {"failed", "uncertain"}:
+                self.notes.append(f"{result.name}: {result.detail}")
+                labels.append(f"{result.service}-{result.status}")
+        return JobResult(
+            labels,
+            parsed.event,
+            ok=True,
+            fields={"attempt": self.later.attempt.number},
+            steps=results,
+            notes=self.notes + ctx.notes,
+        ).as_dict()

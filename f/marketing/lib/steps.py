@@ -1,18 +1,17 @@
-"""What one event does: an ordered list of steps, planned from the event and the routing, then run.
+"""The steps an event can take, each a call (or a check then a call) to one service: what it
+does when run, and how a dry run describes it.
 
-The same list serves the dry run (described, not run) and the real run, so the two never drift.
-Order is fixed: Twenty, then Mautic, then Slack; a failed Twenty or Mautic step stops the job
-and nothing after it runs, so Slack is only reached after both succeeded.
+A step runs against a Context: the job's clients and what earlier steps found (the Mautic
+contact, whether it may be emailed). Every step is idempotent: it checks before it changes, so
+a re-run or a later attempt does nothing twice.
 """
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
-from typing import Any, assert_never
+from typing import Any
 
-import httpx
-
+from f.marketing.lib.attempt_schedule import QUEUE_ON_RATE_LIMIT
 from f.marketing.lib.consent import (
     DNC_MANUAL,
     NO_CONSENT_COMMENT,
@@ -23,15 +22,8 @@ from f.marketing.lib.consent import (
     may_email,
     with_dnc_on_create,
 )
-from f.marketing.lib.contract import (
-    Event,
-    UserChurned,
-    UserRegistered,
-    UserUpgraded,
-    event_key,
-    split_name,
-)
-from f.marketing.lib.errors import ConfigError, JobFailed, MarketingError, ServiceError
+from f.marketing.lib.contract import Event, event_key
+from f.marketing.lib.errors import ConfigError, ServiceError
 from f.marketing.lib.mautic_client import Contact, MauticClient
 from f.marketing.lib.notifications import (
     Claim,
@@ -41,17 +33,15 @@ from f.marketing.lib.notifications import (
     matching_rules,
 )
 from f.marketing.lib.routing import Routing, SegmentRef
-from f.marketing.lib.service_http import RetryPolicy
 from f.marketing.lib.settings import Settings
 from f.marketing.lib.slack_client import SlackClient
-from f.marketing.lib.twenty_client import UPSERT_REQUEST, TwentyClient, person_body
+from f.marketing.lib.twenty_client import UPSERT_REQUEST, TwentyClient
 from f.marketing.lib.windmill_api import Workspace
 
 log = logging.getLogger("f.marketing")
 
 NEEDS_CONSENT = "only with marketing consent on record"
 NO_SLACK = "no Slack resource configured"
-QUEUE_ON_RATE_LIMIT = RetryPolicy(wait_on_rate_limit=False)
 
 
 @dataclass
@@ -138,148 +128,7 @@ class Step:
         return described
 
 
-# --- planning -------------------------------------------------------------------------------
-
-
-def plan(
-    event: Event, routing: Routing, slack_enabled: bool, slack_problem: str | None = None
-) -> list[Step]:
-    """The steps for one event. Raises ConfigError before any call if routing cannot serve it."""
-    match event:
-        case UserRegistered():
-            steps = _plan_registered(event, routing)
-        case UserUpgraded():
-            steps = _plan_upgraded(event, routing)
-        case UserChurned():
-            steps = _plan_churned(event, routing)
-        case _:
-            assert_never(event)
-    notify = _notify(event, routing, slack_enabled, slack_problem)
-    return [s for s in [*steps, notify] if s is not None]
-
-
-def registration_values(
-    event: UserRegistered, routing: Routing
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What a registration writes: Twenty's person fields and Mautic's contact values."""
-    tw, mf = routing.fields.twenty, routing.fields.mautic
-    person = _fields(
-        (tw.plan, _twenty_plan(event.plan, routing)),
-        (tw.source, event.source),
-        (tw.consent, event.marketingConsent),
-    )
-    contact = {"email": event.email}
-    if event.name:
-        first, last = split_name(event.name)
-        contact |= _fields(("firstname", first), ("lastname", last or None))
-    contact |= _fields(
-        (mf.plan, event.plan), (mf.source, event.source), (mf.consent, event.marketingConsent)
-    )
-    return person, contact
-
-
-def churn_values(event: UserChurned, routing: Routing) -> tuple[dict[str, Any], dict[str, Any]]:
-    """What a churn writes: Twenty's person fields and Mautic's contact values."""
-    tw, mf = routing.fields.twenty, routing.fields.mautic
-    when = event.timestamp.astimezone(UTC)
-    person = _fields((tw.churn_reason, event.reason), (tw.churned_at, when.isoformat()))
-    contact = {
-        "email": event.email,
-        # Mautic date-time fields take "Y-m-d H:i:s" (UTC here).
-        **_fields(
-            (mf.churn_reason, event.reason),
-            (mf.churned_at, when.strftime("%Y-%m-%d %H:%M:%S")),
-        ),
-    }
-    return person, contact
-
-
-def _plan_registered(event: UserRegistered, routing: Routing) -> list[Step | None]:
-    mf, seg = routing.fields.mautic, routing.segments
-    person, contact = registration_values(event, routing)
-    if event.marketingConsent:
-        mautic_steps = [_upsert_contact(contact, mf.consent, Consent.GIVEN), _lift_our_dnc()]
-    else:
-        mautic_steps = [_upsert_contact(contact, mf.consent, Consent.REFUSED)]
-    return [
-        _upsert_person(person_body(event.email, event.name, person)),
-        *mautic_steps,
-        *_welcome_back(routing),
-        _add_to_segments([*seg.active, *seg.plans.get(event.plan, [])]),
-        _add_to_campaign(routing.campaigns.onboarding, "onboarding"),
-    ]
-
-
-def _plan_upgraded(event: UserUpgraded, routing: Routing) -> list[Step | None]:
-    tw, mf, seg = routing.fields.twenty, routing.fields.mautic, routing.segments
-    new_segments = seg.plans.get(event.newPlan, [])
-    # Every other plan's segments, not only previousPlan's: when an older plan change arrives
-    # after a newer one (Stripe does not deliver in order, and the stale one is skipped), the
-    # contact may still be in the plan before both.
-    other_plans = [s for ids in seg.plans.values() for s in ids if s not in new_segments]
-    person = _fields((tw.plan, _twenty_plan(event.newPlan, routing)))
-    contact = {"email": event.email, **_fields((mf.plan, event.newPlan))}
-    return [
-        _upsert_person(person_body(event.email, None, person)),
-        _upsert_contact(contact, mf.consent, Consent.ON_RECORD),
-        _mark_without_consent(),
-        *_welcome_back(routing),
-        _remove_from_segments(list(dict.fromkeys(other_plans)), "other plans'"),
-        # `active` too: an upgrade after a churn is a return (members are not added again).
-        _add_to_segments([*seg.active, *new_segments]),
-        _add_to_campaign(routing.campaigns.upgrade, "upgrade"),
-    ]
-
-
-def _plan_churned(event: UserChurned, routing: Routing) -> list[Step | None]:
-    mf, seg = routing.fields.mautic, routing.segments
-    plan_segments = [s for ids in seg.plans.values() for s in ids]
-    leaving = list(dict.fromkeys([*seg.active, *plan_segments]))
-    person, contact = churn_values(event, routing)
-    return [
-        _upsert_person(person_body(event.email, None, person)),
-        _upsert_contact(contact, mf.consent, Consent.ON_RECORD),
-        _mark_without_consent(),
-        _remove_from_segments(leaving, "active and plan"),
-        _add_to_segments(seg.churned),
-        _add_to_campaign(routing.campaigns.winback, "win-back"),
-    ]
-
-
-def _welcome_back(routing: Routing) -> list[Step | None]:
-    """A returning user leaves what churn put them in: the churned segments, the win-back."""
-    churned = routing.segments.churned
-    return [
-        _remove_from_segments(churned, "churned"),
-        _remove_from_campaign(routing.campaigns.winback, "win-back", churned),
-    ]
-
-
-def _fields(*pairs: tuple[str | None, Any]) -> dict[str, Any]:
-    """Field name → value, leaving out fields mapped to null and values the event lacks.
-
-    A value the event does not know is left out rather than sent blank: Twenty would clear
-    the stored value and Mautic would keep it, and the two must agree.
-    """
-    return {name: value for name, value in pairs if name and value is not None}
-
-
-def _twenty_plan(plan_name: str, routing: Routing) -> str:
-    values = routing.fields.twenty_plan_values
-    if values is None:
-        return plan_name
-    if plan_name not in values:
-        raise ConfigError(
-            f"Resource f/marketing/routing: fields.twenty_plan_values has no entry for plan "
-            f"{plan_name!r}; add the Twenty option value for it"
-        )
-    return values[plan_name]
-
-
-# --- steps ----------------------------------------------------------------------------------
-
-
-def _upsert_person(body: dict[str, Any]) -> Step:
+def upsert_person(body: dict[str, Any]) -> Step:
     def run(ctx: Context) -> Outcome:
         person = ctx.twenty.upsert_person(body)
         return ("created" if person.created else "updated"), f"person {person.id}"
@@ -287,7 +136,7 @@ def _upsert_person(body: dict[str, Any]) -> Step:
     return Step("twenty", "upsert person", UPSERT_REQUEST, run, payload=body)
 
 
-def _upsert_contact(values: dict[str, Any], consent_field: str, consent: Consent) -> Step:
+def upsert_contact(values: dict[str, Any], consent_field: str, consent: Consent) -> Step:
     with_dnc = with_dnc_on_create(values, consent, None)
 
     def run(ctx: Context) -> Outcome:
@@ -328,7 +177,7 @@ def _upsert_contact(values: dict[str, Any], consent_field: str, consent: Consent
     return Step("mautic", "upsert contact", "POST /api/contacts/new", run, payload=values)
 
 
-def _lift_our_dnc() -> Step:
+def lift_our_dnc() -> Step:
     def run(ctx: Context) -> Outcome:
         contact = _contact(ctx)
         if lifts_dnc(Consent.GIVEN, contact):
@@ -347,7 +196,7 @@ def _lift_our_dnc() -> Step:
     )
 
 
-def _mark_without_consent() -> Step:
+def mark_without_consent() -> Step:
     body = {"reason": DNC_MANUAL, "comments": NO_CONSENT_COMMENT}
 
     def run(ctx: Context) -> Outcome:
@@ -369,7 +218,7 @@ def _mark_without_consent() -> Step:
     )
 
 
-def _remove_from_segments(refs: list[SegmentRef], label: str) -> Step | None:
+def remove_from_segments(refs: list[SegmentRef], label: str) -> Step | None:
     if not refs:
         return None
 
@@ -397,7 +246,7 @@ def _segments_changed(change: str, segment_ids: list[int], otherwise: str) -> Ou
     return "done", f"{change} " + ", ".join(map(str, segment_ids))
 
 
-def _add_to_segments(refs: list[SegmentRef]) -> Step | None:
+def add_to_segments(refs: list[SegmentRef]) -> Step | None:
     refs = list(dict.fromkeys(refs))
     if not refs:
         return None
@@ -421,7 +270,7 @@ def _add_to_segments(refs: list[SegmentRef]) -> Step | None:
     )
 
 
-def _add_to_campaign(campaign_id: int | None, purpose: str) -> Step | None:
+def add_to_campaign(campaign_id: int | None, purpose: str) -> Step | None:
     if campaign_id is None:
         return None
 
@@ -445,7 +294,7 @@ def _add_to_campaign(campaign_id: int | None, purpose: str) -> Step | None:
     )
 
 
-def _remove_from_campaign(
+def remove_from_campaign(
     campaign_id: int | None, purpose: str, churned_segments: list[SegmentRef]
 ) -> Step | None:
     if campaign_id is None:
@@ -473,7 +322,7 @@ def _remove_from_campaign(
     )
 
 
-def _notify(event: Event, routing: Routing, slack_enabled: bool, slack_problem: str | None) -> Step:
+def notify(event: Event, routing: Routing, slack_enabled: bool, slack_problem: str | None) -> Step:
     rules = matching_rules(event, routing.slack_rules)
     if not rules or not slack_enabled:
         status, reason = "skipped", "no Slack rule matched"
@@ -551,69 +400,3 @@ def _contact(ctx: Context) -> Contact:
 
 def _ids(refs: list[SegmentRef]) -> str:
     return ", ".join(map(str, refs))
-
-
-# --- running --------------------------------------------------------------------------------
-
-
-def run(steps: list[Step], ctx: Context, event_name: str) -> list[dict[str, str]]:
-    """Run steps in order; a failed required step raises JobFailed naming done and not done."""
-    results: list[dict[str, str]] = []
-    for index, step in enumerate(steps):
-        try:
-            status, detail = step.run(ctx)
-        except Exception as exc:
-            reason = _reason(step, exc)
-            results.append(_result(step, "failed", reason.lstrip(": ").strip()))
-            log.warning("%s %s: failed", step.service, step.action)
-            if not step.required:
-                continue
-            not_run = [_result(s, "not run", "an earlier step failed") for s in steps[index + 1 :]]
-            cause = exc if isinstance(exc, ServiceError) else None
-            raise JobFailed(
-                _failure_message(event_name, step, reason, results, not_run),
-                {"event": event_name, "ok": False, "steps": results + not_run},
-                transient=bool(cause and cause.transient),
-                retry_after=cause.retry_after if cause else None,
-                rate_limited=bool(cause and cause.rate_limited),
-            ) from None
-        results.append(_result(step, status, detail))
-        log.info("%s %s: %s", step.service, step.action, status)
-    return results
-
-
-def _result(step: Step, status: str, detail: str) -> dict[str, str]:
-    return {"service": step.service, "action": step.action, "status": status, "detail": detail}
-
-
-def _failure_message(
-    event_name: str,
-    step: Step,
-    reason: str,
-    results: list[dict[str, str]],
-    not_run: list[dict[str, str]],
-) -> str:
-    done = [f"{r['service']} {r['action']} ({r['status']})" for r in results[:-1]]
-    lines = [
-        f"{event_name}: {step.service} {step.action} failed{reason}",
-        "Done: " + ("; ".join(done) or "nothing"),
-        "Not done: " + ("; ".join(f"{r['service']} {r['action']}" for r in not_run) or "nothing"),
-        "Every step is idempotent: re-run the job once the cause is fixed.",
-    ]
-    return "\n".join(lines)
-
-
-def _reason(step: Step, exc: BaseException) -> str:
-    """Why a step failed, said once: the call's own action only when it is not the step's."""
-    if isinstance(exc, ServiceError):
-        return exc.reason if exc.action == step.action else f": {exc.action}{exc.reason}"
-    return f": {safe_reason(exc)}"
-
-
-def safe_reason(exc: BaseException) -> str:
-    """An error's text, unless it could carry a URL (httpx errors): then only its kind."""
-    if isinstance(exc, MarketingError):
-        return str(exc)
-    if isinstance(exc, httpx.HTTPError | httpx.InvalidURL):
-        return f"{type(exc).__name__} (details withheld: they may contain a URL)"
-    return f"{type(exc).__name__}: {exc}"
