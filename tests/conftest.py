@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import respx
 
-from f.marketing.lib.notifications import LEDGER_PREFIX
+from f.marketing.lib.slack_ledger import LEDGER_PREFIX
 from f.marketing.lib.windmill_api import job_workspace, running_job
 from tests.fakes import FakeMautic, FakeSlackApi, FakeSlackWebhook, FakeTwenty, FakeWindmill
 

@@ -7,15 +7,10 @@ import respx
 
 from f.marketing.lib.contract import event_key, parse_event
 from f.marketing.lib.errors import ServiceError
-from f.marketing.lib.notifications import (
-    LEDGER_PREFIX,
-    Claim,
-    SlackLedger,
-    build_message,
-    matching_rules,
-)
 from f.marketing.lib.routing import SlackRule
 from f.marketing.lib.service_http import ServiceHttp
+from f.marketing.lib.slack_ledger import LEDGER_PREFIX, Claim, SlackLedger
+from f.marketing.lib.slack_message import build_message, matching_rules
 from f.marketing.lib.windmill_api import WindmillApi
 from tests.fakes import FakeWindmill
 

@@ -22,8 +22,9 @@ from f.marketing.lib.contract import (
 )
 from f.marketing.lib.delivery_failures import delivered, fail_as_recorded
 from f.marketing.lib.errors import InvalidEvent
-from f.marketing.lib.event_job import EventJob, Later, NextRun, as_payload
+from f.marketing.lib.event_job import EventJob
 from f.marketing.lib.job_log import log_to_stdout
+from f.marketing.lib.later_attempts import Later, NextRun, as_payload
 from f.marketing.lib.settings import load_settings
 from f.marketing.lib.windmill_api import job_workspace
 

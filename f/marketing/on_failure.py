@@ -15,10 +15,10 @@ import re
 
 from f.marketing.lib.errors import MarketingError
 from f.marketing.lib.job_log import log_to_stdout
-from f.marketing.lib.notifications import escape
 from f.marketing.lib.service_settings import SlackSettings
 from f.marketing.lib.settings import SLACK_PATH, load_resource
 from f.marketing.lib.slack_client import SlackClient
+from f.marketing.lib.slack_message import escape
 from f.marketing.lib.windmill_api import job_workspace
 
 WATCHED = ("f/marketing/handle_user_event", "f/marketing/stripe_events")

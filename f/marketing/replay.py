@@ -23,8 +23,8 @@ from typing import Any
 
 from f.marketing.lib.contract import BODY_FIELDS
 from f.marketing.lib.errors import ConfigError
-from f.marketing.lib.event_job import as_payload
 from f.marketing.lib.job_log import log_to_stdout
+from f.marketing.lib.later_attempts import as_payload
 from f.marketing.lib.windmill_api import Progress, WindmillApi, job_workspace
 
 HANDLER = "f/marketing/handle_user_event"

@@ -15,7 +15,6 @@ from typing import Any
 from f.marketing.lib.errors import ConfigError, MarketingError, SetupIncomplete
 from f.marketing.lib.job_log import log_to_stdout
 from f.marketing.lib.mautic_client import MauticClient
-from f.marketing.lib.notifications import LEDGER_PREFIX
 from f.marketing.lib.resource_types import (
     c_marketing_routing,
     c_mautic,
@@ -46,6 +45,7 @@ from f.marketing.lib.setup_checks import (
     check_twenty,
 )
 from f.marketing.lib.slack_client import SlackClient
+from f.marketing.lib.slack_ledger import LEDGER_PREFIX
 from f.marketing.lib.stripe_client import StripeClient
 from f.marketing.lib.twenty_client import TwentyClient
 from f.marketing.lib.windmill_api import WindmillApi, job_workspace

@@ -19,9 +19,10 @@ from typing import Any
 from f.marketing.lib.attempt_schedule import QUEUE_ON_RATE_LIMIT
 from f.marketing.lib.delivery_failures import delivered, fail_as_recorded
 from f.marketing.lib.errors import InvalidEvent, JobFailed, ServiceError, SignatureRefused
-from f.marketing.lib.event_job import EventJob, Later, NextRun
+from f.marketing.lib.event_job import EventJob
 from f.marketing.lib.job_log import log, log_to_stdout
 from f.marketing.lib.job_result import JobResult
+from f.marketing.lib.later_attempts import Later, NextRun
 from f.marketing.lib.service_settings import StripeSettings
 from f.marketing.lib.settings import STRIPE_PATH, Settings, load_resource, load_settings
 from f.marketing.lib.stripe_client import StripeClient, stripe_id

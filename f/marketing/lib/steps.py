@@ -25,16 +25,11 @@ from f.marketing.lib.consent import (
 from f.marketing.lib.contract import Event, event_key
 from f.marketing.lib.errors import ConfigError, ServiceError
 from f.marketing.lib.mautic_client import Contact, MauticClient
-from f.marketing.lib.notifications import (
-    Claim,
-    Message,
-    SlackLedger,
-    build_message,
-    matching_rules,
-)
 from f.marketing.lib.routing import Routing, SegmentRef
 from f.marketing.lib.settings import Settings
 from f.marketing.lib.slack_client import SlackClient
+from f.marketing.lib.slack_ledger import Claim, SlackLedger
+from f.marketing.lib.slack_message import Message, build_message, matching_rules
 from f.marketing.lib.twenty_client import UPSERT_REQUEST, TwentyClient
 from f.marketing.lib.windmill_api import Workspace
 
