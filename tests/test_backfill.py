@@ -6,7 +6,8 @@ import types
 
 import pytest
 
-from f.marketing.backfill import CHECKPOINTS, main
+from f.marketing.backfill import main
+from f.marketing.lib.backfill_checkpoint import CHECKPOINTS
 from f.marketing.lib.consent import NO_CONSENT_COMMENT
 from f.marketing.lib.errors import ConfigError, JobFailed
 

@@ -20,10 +20,11 @@ the run with the chunk not checkpointed: a resume applies it again.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from f.marketing.lib.backfill_file import User
+from f.marketing.lib.backfill_tally import Tally
 from f.marketing.lib.consent import Consent, lifts_dnc, may_email, with_dnc_on_create
 from f.marketing.lib.errors import ConfigError, ServiceError
 from f.marketing.lib.mautic_client import LOOKUP, Contact, MauticClient
@@ -31,37 +32,6 @@ from f.marketing.lib.person_values import churn_values, registration_values
 from f.marketing.lib.routing import Routing
 from f.marketing.lib.steps import Context
 from f.marketing.lib.twenty_client import BATCH, PersonOutcome, TwentyClient, person_body
-
-MAX_LISTED = 200  # failures and skips listed in the result; the counts count them all
-
-
-@dataclass
-class Tally:
-    """What a chunk did, or a run (the sum of its chunks): also what a checkpoint keeps."""
-
-    counts: dict[str, int] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-    def add(self, what: str, n: int = 1) -> None:
-        if n:
-            self.counts[what] = self.counts.get(what, 0) + n
-
-    def problem(self, what: str, text: str) -> None:
-        self.add(what)
-        if len(self.problems) < MAX_LISTED:
-            self.problems.append(text)
-
-    def merge(self, other: "Tally") -> None:
-        for what, n in other.counts.items():
-            self.add(what, n)
-        self.problems += other.problems[: MAX_LISTED - len(self.problems)]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"counts": dict(self.counts), "problems": list(self.problems)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Tally":
-        return cls(dict(data.get("counts") or {}), list(data.get("problems") or []))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ by its number and fields, never by its values, and skipped.
 """
 
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from f.marketing.lib.backfill_tally import Tally
 from f.marketing.lib.contract import UserChurned, UserRegistered, parse_event
 from f.marketing.lib.errors import InvalidEvent, MarketingError
 
@@ -260,3 +262,35 @@ def _json_records(text: io.TextIOWrapper) -> Iterator[tuple[int, Any]]:
         more = text.read(CHUNK)
         exhausted = not more
         buffer, position = buffer[position:] + more, 0
+
+
+class Scan:
+    """The first pass: counts, the bad rows, and the file's fingerprint (for its checkpoint)."""
+
+    def __init__(self) -> None:
+        self.rows = self.valid = self.invalid = 0
+        self.bad: Tally = Tally()
+        self.digest = ""
+
+    @classmethod
+    def of(cls, stream: IO[bytes], kind: str, now: datetime) -> "Scan":
+        scan, hashing = cls(), _Hashing(stream)
+        for row in read_users(hashing, kind, now):
+            scan.rows += 1
+            if isinstance(row, BadRow):
+                scan.invalid += 1
+                scan.bad.problem("invalid", row.text())
+            else:
+                scan.valid += 1
+        scan.digest = hashing.sha.hexdigest()
+        return scan
+
+
+class _Hashing:
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream, self.sha = stream, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.sha.update(data)
+        return data
