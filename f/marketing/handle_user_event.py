@@ -20,7 +20,7 @@ from f.marketing.lib.contract import (
     fields_of,
     parse_event,
 )
-from f.marketing.lib.delivery_failures import delivered, fail_as_recorded
+from f.marketing.lib.delivery_failures import delivered
 from f.marketing.lib.errors import InvalidEvent
 from f.marketing.lib.event_job import EventJob
 from f.marketing.lib.job_log import log_to_stdout
@@ -77,13 +77,12 @@ def main(
             later attempts get job ids of their own. Leave it empty.
     """
     log_to_stdout()
-    if failed:
-        fail_as_recorded(failed)
     return delivered(
-        from_webhook,
         SCRIPT_PATH,
         [],
         lambda: _handle(_fields(payload, from_webhook), dry_run, replay_of),
+        from_webhook=from_webhook,
+        failed=failed,
     )
 
 

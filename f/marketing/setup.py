@@ -37,13 +37,8 @@ from f.marketing.lib.settings import (
     TWENTY_PATH,
     load_resource,
 )
-from f.marketing.lib.setup_checks import (
-    Report,
-    check_mautic,
-    check_slack,
-    check_stripe,
-    check_twenty,
-)
+from f.marketing.lib.setup_checks import check_mautic, check_slack, check_stripe, check_twenty
+from f.marketing.lib.setup_report import Report
 from f.marketing.lib.slack_client import SlackClient
 from f.marketing.lib.slack_ledger import LEDGER_PREFIX
 from f.marketing.lib.stripe_client import StripeClient

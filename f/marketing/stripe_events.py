@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from f.marketing.lib.attempt_schedule import QUEUE_ON_RATE_LIMIT
-from f.marketing.lib.delivery_failures import delivered, fail_as_recorded
+from f.marketing.lib.delivery_failures import delivered
 from f.marketing.lib.errors import InvalidEvent, JobFailed, ServiceError, SignatureRefused
 from f.marketing.lib.event_job import EventJob
 from f.marketing.lib.job_log import log, log_to_stdout
@@ -77,12 +77,13 @@ def main(
             later attempts get job ids of their own. Leave it empty.
     """
     log_to_stdout()
-    if failed:
-        fail_as_recorded(failed)
     return delivered(
-        from_webhook, SCRIPT_PATH, ["stripe"],
+        SCRIPT_PATH,
+        ["stripe"],
         lambda: _handle(payload, stripe_signature, from_webhook, dry_run, replay_of),
-    )  # fmt: skip
+        from_webhook=from_webhook,
+        failed=failed,
+    )
 
 
 def _handle(

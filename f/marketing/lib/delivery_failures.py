@@ -35,8 +35,13 @@ def failure_job_id(delivery_job_id: str) -> str:
     return str(uuid.uuid5(REFUSALS, delivery_job_id))
 
 
-def delivered(from_webhook: bool, script: str, labels: list[str], work: Callable[[], dict]) -> dict:
-    """The job's result: `work`'s, or for a webhook delivery that failed, its record's."""
+def delivered(
+    script: str, labels: list[str], work: Callable[[], dict], *, from_webhook: bool, failed: str
+) -> dict:
+    """The job's result: `work`'s, or for a webhook delivery that failed, its record's. A
+    recording job (`failed` set) fails with the recorded message and does nothing else."""
+    if failed:
+        fail_as_recorded(failed)
     if not from_webhook:
         return work()
     try:

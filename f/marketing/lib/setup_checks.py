@@ -6,13 +6,12 @@ because of it. Nothing here deletes, renames or changes the type of anything: ap
 fields, segments and options that are missing.
 """
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from f.marketing.lib.errors import MarketingError, ServiceError
 from f.marketing.lib.mautic_client import MauticClient
 from f.marketing.lib.routing import Routing, SegmentRef
+from f.marketing.lib.setup_report import Report, fix_for
 from f.marketing.lib.slack_client import SlackClient
 from f.marketing.lib.stripe_client import StripeClient
 from f.marketing.lib.twenty_client import TwentyClient
@@ -47,69 +46,6 @@ MAUTIC_PERMISSIONS = {
 # Only this check needs these: events work without them.
 SETUP_ONLY_PERMISSIONS = {"campaign:campaigns:viewother", "lead:fields:view"}
 OPTION_COLORS = ["blue", "green", "orange", "purple", "red", "yellow", "cyan", "pink", "gray"]
-
-
-@dataclass
-class Check:
-    service: str
-    subject: str
-    status: str  # ok | fixed | warning | failed
-    detail: str = ""
-    fix: str = ""
-    blocking: bool = True
-
-    def line(self) -> str:
-        text = f"{self.status.upper():8} {self.service:8} {self.subject}"
-        text += f": {self.detail}" if self.detail else ""
-        return text + (f"\n{'':18}fix: {self.fix}" if self.fix else "")
-
-
-@dataclass
-class Report:
-    apply: bool
-    checks: list[Check] = field(default_factory=list)
-
-    def add(self, service: str, subject: str, status: str, detail: str = "", **kw: Any) -> None:
-        self.checks.append(Check(service, subject, status, detail, **kw))
-
-    def attempt(
-        self, service: str, subject: str, action: Callable[[], object], blocking: bool = True
-    ) -> bool:
-        """Run a check that calls a service; a refusal becomes a failed check, not a crash."""
-        try:
-            action()
-        except MarketingError as exc:
-            self.add(service, subject, "failed", str(exc), fix=_fix_for(exc), blocking=blocking)
-            return False
-        return True
-
-    @property
-    def blocking(self) -> list[Check]:
-        return [c for c in self.checks if c.status == "failed" and c.blocking]
-
-    def counts(self) -> str:
-        statuses = ["ok", "fixed", "warning", "failed"]
-        return ", ".join(f"{sum(c.status == s for c in self.checks)} {s}" for s in statuses)
-
-    def text(self) -> str:
-        return "\n".join([*(c.line() for c in self.checks), self.counts()])
-
-    def result(self) -> dict[str, Any]:
-        return {
-            "ok": not self.blocking,
-            "apply": self.apply,
-            "summary": self.counts(),
-            "checks": [asdict(c) for c in self.checks],
-            "wm_labels": ["setup", "ok" if not self.blocking else "setup-failed"],
-        }
-
-
-def _fix_for(exc: MarketingError) -> str:
-    if isinstance(exc, ServiceError) and exc.status == 401:
-        return f"check the {exc.service} credentials in their resource"
-    if isinstance(exc, ServiceError) and exc.status is None:
-        return f"check the {exc.service} base_url and that this worker can reach it"
-    return ""
 
 
 def _type_fits(
@@ -326,7 +262,7 @@ def _create_mautic_field(
     try:
         _, in_background = client.create_contact_field(body)
     except MarketingError as exc:
-        report.add("mautic", subject, "failed", str(exc), fix=_fix_for(exc))
+        report.add("mautic", subject, "failed", str(exc), fix=fix_for(exc))
         return
     if in_background:
         report.add(
@@ -503,7 +439,7 @@ def check_stripe(client: StripeClient, report: Report) -> None:
             fix = (
                 f"give the restricted key {permission}: Read (Stripe > Developers > API keys)"
                 if exc.status == 403
-                else _fix_for(exc)
+                else fix_for(exc)
             )
             report.add("stripe", subject, "failed", str(exc), fix=fix)
             continue
