@@ -163,6 +163,17 @@ def test_mautic_oauth_fetches_one_token_per_job(services, windmill):
     assert services.mautic.contact_by_email(EMAIL) is not None
 
 
+def test_oauth_credentials_with_a_leftover_username_use_oauth(services, windmill):
+    """A username without its password is no basic auth: the resource is OAuth2 (found by
+    the type checker: the client sent basic auth with no password, and every call crashed)."""
+    use_mautic_oauth(services, windmill)
+    windmill.resources["f/marketing/mautic"]["username"] = "old-api-user"
+    windmill.write()
+    assert main(**registered())["ok"] is True
+    assert services.calls().count("POST /oauth/v2/token") == 1
+    assert services.mautic.contact_by_email(EMAIL) is not None
+
+
 def test_an_expired_mautic_token_is_renewed_once(services, windmill):
     use_mautic_oauth(services, windmill)
     services.mautic.fault(

@@ -111,17 +111,15 @@ class MauticClient(ServiceClient):
     def from_settings(
         cls, settings: MauticSettings, policy: RetryPolicy = DEFAULT_POLICY, **http_options: Any
     ) -> "MauticClient":
-        basic = (settings.username, settings.password) if settings.username else None
         http = ServiceHttp(
             "Mautic",
             settings.base_url,
-            auth=basic,
+            auth=settings.basic_auth,
             error_reader=read_error,
             policy=policy,
             **http_options,
         )
-        oauth = None if basic else (settings.client_id or "", settings.client_secret or "")
-        return cls(http, oauth)
+        return cls(http, settings.oauth_client)
 
     def find_contact(self, email: str) -> Contact | None:
         """The contact `contacts/new` would match for this email, if any (newest added wins)."""

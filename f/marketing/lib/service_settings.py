@@ -60,14 +60,24 @@ class MauticSettings(StrictModel):
 
     @model_validator(mode="after")
     def _one_auth(self) -> "MauticSettings":
-        basic = bool(self.username and self.password)
-        oauth = bool(self.client_id and self.client_secret)
-        if basic == oauth:
+        if (self.basic_auth is None) == (self.oauth_client is None):
             raise ValueError(
                 "set either username and password (basic auth) or client_id and client_secret "
                 "(OAuth2 client credentials), not both and not neither"
             )
         return self
+
+    @property
+    def basic_auth(self) -> tuple[str, str] | None:
+        """Username and password, when both are set: basic auth."""
+        return (self.username, self.password) if self.username and self.password else None
+
+    @property
+    def oauth_client(self) -> tuple[str, str] | None:
+        """Client id and secret, when both are set: OAuth2 client credentials."""
+        if self.client_id and self.client_secret:
+            return self.client_id, self.client_secret
+        return None
 
 
 def _secure_url(value: str | None) -> str | None:
