@@ -498,6 +498,22 @@ def test_a_dry_run_on_a_pasted_event_writes_nothing(stripe, services, jane):
     assert stripe_calls(services) == [f"GET /v1/customers/{customer}"], "a read, for the email"
 
 
+@pytest.mark.parametrize(
+    ("before", "field"),
+    [("plan", "data.previous_attributes"), ({"items": []}, "data.previous_attributes.items")],
+)
+def test_a_pasted_event_of_another_shape_is_refused_naming_the_field(
+    stripe, services, jane, before, field
+):
+    """Found by the type checker: these crashed as an unexpected AttributeError."""
+    event = stripe.change_price(jane, "price_business")
+    event["data"]["previous_attributes"] = before
+    before_calls = marketing_calls(services)
+    with pytest.raises(InvalidEvent, match=rf"{field}: not an object"):
+        main(payload=json.dumps(event), dry_run=True)
+    assert marketing_calls(services) == before_calls
+
+
 def test_a_payload_that_is_not_a_stripe_event_is_refused(stripe, services):
     with pytest.raises(InvalidEvent, match="not a Stripe event"):
         main(payload='{"hello": "world"}')

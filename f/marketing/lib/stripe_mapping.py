@@ -77,10 +77,11 @@ class _Mapping:
         self.name = describe(stripe_event)
         self.routing, self.stripe, self.read_back = routing, stripe, read
         data = stripe_event.get("data")
-        subscription = data.get("object") if isinstance(data, dict) else None
+        self.data: dict[str, Any] = data if isinstance(data, dict) else {}
+        subscription = self.data.get("object")
         if not isinstance(subscription, dict) or subscription.get("object") != "subscription":
             raise InvalidEvent(self.name, ["data.object: not a subscription"])
-        self.data, self.subscription = data, subscription
+        self.subscription: dict[str, Any] = subscription
         self.id = stripe_id(subscription.get("id"), "data.object.id")
         created = stripe_event.get("created")
         if not isinstance(created, int) or isinstance(created, bool):
@@ -92,10 +93,16 @@ class _Mapping:
 
     def changed(self) -> Apply | Skip:
         """updated (a plan change) or created (from the no-subscription plan)."""
-        if self.data.get("previous_attributes") is not None:
-            old_items = (self.data["previous_attributes"].get("items") or {}).get("data")
+        before = self.data.get("previous_attributes")
+        if before is not None:
+            if not isinstance(before, dict):
+                raise InvalidEvent(self.name, ["data.previous_attributes: not an object"])
+            items = {} if before.get("items") is None else before["items"]
+            if not isinstance(items, dict):
+                raise InvalidEvent(self.name, ["data.previous_attributes.items: not an object"])
+            old_items = items.get("data")
             if old_items is None:
-                changed = ", ".join(sorted(self.data["previous_attributes"])) or "nothing"
+                changed = ", ".join(sorted(before)) or "nothing"
                 return Skip(f"no price change ({changed} changed)", "no-plan-change")
             previous = self.plan_of(old_items, "previous_attributes.items")
         else:
