@@ -24,7 +24,7 @@ import os
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,7 +83,8 @@ def run(
     mautic_down_for: float = 0.0,
 ) -> dict:
     clock = ModelClock(speed)
-    waited = Counter()  # model seconds slept inside jobs, by worker thread
+    # Model seconds slept inside jobs, by worker thread.
+    waited: defaultdict[int, float] = defaultdict(float)
 
     def sleep(seconds: float) -> None:
         waited[threading.get_ident()] += seconds
@@ -114,7 +115,7 @@ def run(
                 return mautic.error(503)
             return original(request)
 
-        mautic.handle = down_then_up
+        mautic.handle = down_then_up  # type: ignore[method-assign]
 
     runner = JobRunner(windmill, error_handler="f/marketing/on_failure")
     environment = {

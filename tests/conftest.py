@@ -4,6 +4,7 @@ import inspect
 import json
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -93,7 +94,7 @@ class Clock:
 
 
 @pytest.fixture
-def services(monkeypatch) -> Services:
+def services(monkeypatch) -> Iterator[Services]:
     """The three services, remembering what they were sent; waits between retries are not
     spent but recorded, and move the stand-ins' clock."""
     clock = Clock()
@@ -175,6 +176,7 @@ def run_as_webhook(main, body, *, raw=RAW, headers: dict | None = None):
     that failed records its failure in a job of its own (lib/delivery_failures.py): that job
     is then run as a worker would, and raises DeliveryFailed with the delivery's message."""
     module = inspect.getmodule(main)
+    assert module is not None
     event = trigger_event(body, raw=raw, headers=headers)
     job_id = str(uuid.uuid4())
     if ACTIVE and hasattr(module, "preprocessor"):  # stored as Windmill stores a delivery

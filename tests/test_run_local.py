@@ -10,7 +10,7 @@ import pytest
 SCRIPT = "scripts/run_local.py"
 
 
-def run_local(monkeypatch, *args: str, script: str = SCRIPT) -> int:
+def run_local(monkeypatch, *args: str, script: str = SCRIPT) -> int | str | None:
     """Run a scripts/ command in this process, as `python scripts/x.py` would."""
     monkeypatch.setattr(sys, "argv", [script, *args])
     monkeypatch.syspath_prepend("scripts")  # python puts the script's folder first

@@ -19,10 +19,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import IO, Literal
+from typing import Literal
 
 from f.marketing.lib.backfill_checkpoint import checkpoint_path
-from f.marketing.lib.backfill_file import Scan, User, read_users
+from f.marketing.lib.backfill_file import Readable, Scan, User, read_users
 from f.marketing.lib.backfill_run import Run
 from f.marketing.lib.errors import ConfigError, MarketingError
 from f.marketing.lib.job_log import log, log_to_stdout
@@ -103,7 +103,7 @@ class _Source:
         self.name = f"s3 {s3_file['s3']}" if s3_file else f"uploaded file ({len(file or b'')} B)"
 
     @contextmanager
-    def open(self, workspace: Workspace) -> Iterator[IO[bytes]]:
+    def open(self, workspace: Workspace) -> Iterator[Readable]:
         if self.file is not None:
             yield io.BytesIO(self.file)
             return

@@ -12,6 +12,7 @@ handler that fails alerts nobody.
 
 import os
 import re
+from typing import Any
 
 from f.marketing.lib.errors import MarketingError
 from f.marketing.lib.job_log import log_to_stdout
@@ -79,7 +80,7 @@ def _message(path: str, job_id: str, error: dict, workspace_id: str) -> tuple[st
     base = (os.environ.get("WM_BASE_URL") or "").rstrip("/")
     link = f"{base}/run/{job_id}?workspace={workspace_id}" if base else f"job {job_id}"
     text = escape(f"{script} failed for {kind}: {first}")
-    blocks = [
+    blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"{script} failed"[:150]}},
         {
             "type": "section",

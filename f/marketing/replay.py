@@ -87,7 +87,8 @@ def _replay(workspace: WindmillApi, listed: dict, confirm: bool) -> dict:
     if listed.get("canceled"):
         return {**item, "status": "skipped", "reason": "canceled, not failed"}
     job = workspace.read_job(str(listed["id"]))
-    args = job.get("args") if isinstance(job.get("args"), dict) else {}
+    stored = job.get("args")
+    args: dict[str, Any] = stored if isinstance(stored, dict) else {}
     text = _event_text(args)
     body, event = _stripe_body(text) if script == STRIPE else _handler_body(text, args)
     error = _first_line(job.get("result"))

@@ -43,7 +43,8 @@ def preprocessor(event: dict) -> dict:
     args.rs, build_headers).
     """
     event = event if isinstance(event, dict) else {}
-    headers = event.get("headers") if isinstance(event.get("headers"), dict) else {}
+    given = event.get("headers")
+    headers: dict[str, Any] = given if isinstance(given, dict) else {}
     named = {str(k).lower().replace("_", "-"): v for k, v in headers.items()}
     signature = named.get("stripe-signature")
     raw = event.get("raw_string")

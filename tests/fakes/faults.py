@@ -122,15 +122,17 @@ class FakeService:
     """Base of every fake: the request log, the fault queue and a small route table.
 
     Subclasses set `routes`, and may override `check_access` (auth, rate limits),
-    `not_found` and `error_body` (their own error envelopes) and `default_headers`.
+    `not_found` and `error_body` (their own error envelopes) and `DEFAULT_HEADERS` (copied
+    to each instance's `default_headers`, which one instance may change).
     A handler answers an error by raising `Reject(status, message)`.
     """
 
     routes: tuple[RouteSpec, ...] = ()
-    default_headers: ClassVar[dict[str, str]] = {}
+    DEFAULT_HEADERS: ClassVar[dict[str, str]] = {}
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
+        self.default_headers = dict(self.DEFAULT_HEADERS)
         self.requests: list[httpx.Request] = []
         self.faults = FaultQueue()
         # One request at a time, as a database transaction would make each one atomic.

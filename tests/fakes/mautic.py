@@ -151,7 +151,7 @@ class FakeMautic(FakeService):
     `permissions` are the API user's role grants that change answers.
     """
 
-    default_headers: ClassVar[dict[str, str]] = {"Mautic-Version": "5.1.0"}
+    DEFAULT_HEADERS: ClassVar[dict[str, str]] = {"Mautic-Version": "5.1.0"}
     routes = (
         ("POST", r"/oauth/v2/token", "issue_token"),
         ("GET", r"/api/contacts", "list_contacts"),
@@ -209,8 +209,12 @@ class FakeMautic(FakeService):
         self.api_enabled = api_enabled
         self.basic_auth_enabled = basic_auth_enabled
         self.fields = dict(DEFAULT_FIELDS if fields is None else fields)
-        self.segments = copy.deepcopy(DEFAULT_SEGMENTS if segments is None else segments)
-        self.campaigns = copy.deepcopy(DEFAULT_CAMPAIGNS if campaigns is None else campaigns)
+        self.segments: dict[int, dict[str, Any]] = copy.deepcopy(
+            DEFAULT_SEGMENTS if segments is None else segments
+        )
+        self.campaigns: dict[int, dict[str, Any]] = copy.deepcopy(
+            DEFAULT_CAMPAIGNS if campaigns is None else campaigns
+        )
         self.permissions = set(permissions)
         self.admin = admin
         # create_custom_field_in_background: a new field is usable once the cron job has run.

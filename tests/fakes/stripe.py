@@ -34,7 +34,7 @@ class FakeStripe(FakeService):
     Changes go through the helpers (`subscribe`, `change_price`, `cancel`...), which make the
     event Stripe would and return it; `delivery` signs one for the webhook."""
 
-    default_headers: ClassVar[dict[str, str]] = {"Request-Id": "req_fake"}
+    DEFAULT_HEADERS: ClassVar[dict[str, str]] = {"Request-Id": "req_fake"}
     routes = (
         ("GET", r"/v1/events", "list_events"),
         ("GET", r"/v1/events/(?P<event_id>[^/]+)", "get_event"),
@@ -216,7 +216,7 @@ class FakeStripe(FakeService):
         data: dict[str, Any] = {"object": copy.deepcopy(obj)}
         if previous is not None:
             data["previous_attributes"] = copy.deepcopy(previous)
-        event = {
+        event: dict[str, Any] = {
             "id": self._id("evt"),
             "object": "event",
             "api_version": API_VERSION,

@@ -521,7 +521,7 @@ class FakeTwenty(FakeService):
             "isActive": True,
             "fields": fields,
         }
-        objects = sorted([*OTHER_OBJECTS, person], key=lambda o: o["id"])
+        objects = sorted([*OTHER_OBJECTS, person], key=lambda o: str(o["id"]))
         params = request.url.params
         limit = min(int(params.get("limit") or MAX_RECORDS), MAX_RECORDS)
         after = params.get("starting_after")

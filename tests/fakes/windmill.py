@@ -24,12 +24,15 @@ import copy
 import json
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from tests.fakes.faults import Body, FakeService, Reject, json_response, read_body, text_response
+
+Handler = Callable[..., httpx.Response]
 
 
 class FakeWindmill(FakeService):
@@ -59,15 +62,16 @@ class FakeWindmill(FakeService):
         self.username = "deployer"
         self.is_admin = False
         prefix = rf"/api/w/{re.escape(workspace)}/resources"
+        resources: list[tuple[str, str, Handler]] = [
+            ("GET", "/get_value_interpolated/(?P<path>.+)", self.get_value),
+            ("POST", "/create", self.create),
+            ("POST", "/update_value/(?P<path>.+)", self.update_value),
+            ("DELETE", "/delete/(?P<path>.+)", self.delete),
+            ("GET", "/list", self.list_resources),
+        ]
         self._routes = [
             ({method}, re.compile(prefix + pattern), handler)
-            for method, pattern, handler in [
-                ("GET", "/get_value_interpolated/(?P<path>.+)", self.get_value),
-                ("POST", "/create", self.create),
-                ("POST", "/update_value/(?P<path>.+)", self.update_value),
-                ("DELETE", "/delete/(?P<path>.+)", self.delete),
-                ("GET", "/list", self.list_resources),
-            ]
+            for method, pattern, handler in resources
         ]
         self.jobs: dict[str, dict[str, Any]] = {}  # every job created, by id
         self.completed: list[dict[str, Any]] = []  # finished jobs, with args and result
@@ -75,17 +79,17 @@ class FakeWindmill(FakeService):
         self.s3: dict[str, bytes] = {}  # the workspace's object storage, by file key
         self.clock = lambda: datetime.now(UTC)
         ws = rf"/api/w/{re.escape(workspace)}"
+        jobs: list[tuple[str, str, Handler]] = [
+            ("GET", "/users/whoami", self.whoami),
+            ("POST", "/jobs/run/p/(?P<path>.+)", self.run_script),
+            ("GET", "/jobs/completed/list", self.list_completed),
+            ("GET", "/jobs_u/get/(?P<job_id>[^/]+)", self.get_job),
+            ("GET", "/jobs_u/get_args/(?P<job_id>[^/]+)", self.get_args),
+            ("POST", "/job_metrics/set_progress/(?P<job_id>[^/]+)", self.set_progress),
+            ("GET", "/job_helpers/download_s3_file", self.download_s3_file),
+        ]
         self._routes += [
-            ({method}, re.compile(ws + pattern), handler)
-            for method, pattern, handler in [
-                ("GET", "/users/whoami", self.whoami),
-                ("POST", "/jobs/run/p/(?P<path>.+)", self.run_script),
-                ("GET", "/jobs/completed/list", self.list_completed),
-                ("GET", "/jobs_u/get/(?P<job_id>[^/]+)", self.get_job),
-                ("GET", "/jobs_u/get_args/(?P<job_id>[^/]+)", self.get_args),
-                ("POST", "/job_metrics/set_progress/(?P<job_id>[^/]+)", self.set_progress),
-                ("GET", "/job_helpers/download_s3_file", self.download_s3_file),
-            ]
+            ({method}, re.compile(ws + pattern), handler) for method, pattern, handler in jobs
         ]
 
     # --- helpers for tests ----------------------------------------------------------------

@@ -37,7 +37,7 @@ def deliver(
 ) -> Delivery:
     """Post the event, retrying as `http`'s policy says. Never raises for a failed delivery."""
     try:
-        response = http.request(
+        response: httpx.Response = http.request(
             "POST",
             path,
             action=f"deliver {event.event}",

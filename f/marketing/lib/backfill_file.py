@@ -12,9 +12,10 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any, Protocol
 
 from f.marketing.lib.backfill_tally import Tally
 from f.marketing.lib.contract import UserChurned, UserRegistered, parse_event
@@ -41,6 +42,12 @@ TRUE = {"true", "yes", "1", "y"}
 FALSE = {"false", "no", "0", "n"}
 CHUNK = 64 * 1024
 MAX_ROW = 1024 * 1024
+
+
+class Readable(Protocol):
+    """What a file is read through: an open file, an S3 download, bytes in memory."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -74,9 +81,7 @@ class BadFile(MarketingError):
         super().__init__(f"Backfill file: {problem}")
 
 
-def read_users(
-    stream: IO[bytes], kind: str, now: datetime | None = None
-) -> Iterator[User | BadRow]:
+def read_users(stream: Readable, kind: str, now: datetime | None = None) -> Iterator[User | BadRow]:
     """Every row of the file, in order, as a User or a BadRow. `kind` is csv, json or auto.
     `stream` needs only `read(n)`: an open file, an S3 reader, bytes in memory."""
     now = now or datetime.now(UTC)
@@ -133,7 +138,7 @@ def check_row(number: int, record: Any, now: datetime) -> User | BadRow:
     return User(number, registered, churn, churn_dated=row.get("churned_at") is not None)
 
 
-def _event(body: dict[str, Any], problems: list[str], skip: set[str] = frozenset()) -> Any:
+def _event(body: dict[str, Any], problems: list[str], skip: AbstractSet[str] = frozenset()) -> Any:
     """The contract's verdict, its problems named by the file's columns; a column already
     reported (a consent that is not a yes or no) is not reported twice."""
     try:
@@ -174,7 +179,7 @@ def _blank_is_none(value: Any) -> Any:
 class _Raw(io.RawIOBase):
     """Any `read(n)` as the raw stream a BufferedReader wants (S3 readers have no peek)."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: Readable) -> None:
         self.stream = stream
 
     def readable(self) -> bool:
@@ -186,7 +191,7 @@ class _Raw(io.RawIOBase):
         return len(data)
 
 
-def _skip_blank_start(buffered: io.BufferedReader) -> str:
+def _skip_blank_start(buffered: "io.BufferedReader[_Raw]") -> str:
     """Consume a byte-order mark and leading white space; return the next character."""
     while True:
         ahead = buffered.peek(CHUNK)
@@ -197,7 +202,7 @@ def _skip_blank_start(buffered: io.BufferedReader) -> str:
         buffered.read(len(ahead))
 
 
-def _csv_records(text: io.TextIOWrapper) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_records(text: io.TextIOWrapper) -> Iterator[tuple[int, "dict[str, Any] | _Unfit"]]:
     reader = csv.reader(text)
     header = next(reader, None)
     if not header:
@@ -273,7 +278,7 @@ class Scan:
         self.digest = ""
 
     @classmethod
-    def of(cls, stream: IO[bytes], kind: str, now: datetime) -> "Scan":
+    def of(cls, stream: Readable, kind: str, now: datetime) -> "Scan":
         scan, hashing = cls(), _Hashing(stream)
         for row in read_users(hashing, kind, now):
             scan.rows += 1
@@ -287,7 +292,7 @@ class Scan:
 
 
 class _Hashing:
-    def __init__(self, stream: IO[bytes]) -> None:
+    def __init__(self, stream: Readable) -> None:
         self.stream, self.sha = stream, hashlib.sha256()
 
     def read(self, size: int = -1) -> bytes:

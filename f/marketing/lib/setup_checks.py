@@ -6,6 +6,7 @@ because of it. Nothing here deletes, renames or changes the type of anything: ap
 fields, segments and options that are missing.
 """
 
+from functools import partial
 from typing import Any
 
 from f.marketing.lib.errors import MarketingError, ServiceError
@@ -105,7 +106,7 @@ def check_twenty(client: TwentyClient, routing: Routing, report: Report) -> None
                         "label": label, "isNullable": True}  # fmt: skip
                 if kind == "SELECT":
                     body["options"] = _options(routing.fields.twenty_plan_values or {}, start=0)
-                if report.attempt("twenty", subject, lambda body=body: client.create_field(body)):
+                if report.attempt("twenty", subject, partial(client.create_field, body)):
                     report.add("twenty", subject, "fixed", f"created ({kind})")
         elif _type_fits(report, "twenty", subject, existing.get("type"), role, accepted):
             if existing.get("type") == "SELECT":
@@ -369,7 +370,7 @@ def _mautic_campaigns(client: MauticClient, routing: Routing, report: Report) ->
             continue
         subject = f"{purpose} campaign {campaign_id}"
         if not report.attempt(
-            "mautic", subject, lambda cid=campaign_id: client.in_campaign(cid, 0)
+            "mautic", subject, partial(client.in_campaign, campaign_id, 0)
         ):  # the membership check events make
             continue
         try:

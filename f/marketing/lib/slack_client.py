@@ -79,7 +79,7 @@ class SlackClient(ServiceClient):
         body: dict[str, Any] = {"text": text, "blocks": blocks}
         if self._channel:
             body["channel"] = self._channel
-        response = self.http.request(
+        response: httpx.Response = self.http.request(
             "POST", self._path, action="post message", json=body, replay_safe=False
         )
         if self._channel:

@@ -49,10 +49,10 @@ class SlackLedger:
         path = LEDGER_PREFIX + key
         if not self._resources.create(path, self._entry("posting"), "state"):
             current = self._resources.get(path)
-            state = current.get("state") if isinstance(current, dict) else None
-            if state in {"posted", "uncertain"}:
+            entry = current if isinstance(current, dict) else {}
+            if entry.get("state") in {"posted", "uncertain"}:
                 return Claim.POSTED
-            if state == "posting" and not self._stale(current):
+            if entry.get("state") == "posting" and not self._stale(entry):
                 return Claim.BUSY
             self._resources.update(path, self._entry("posting"))  # failed or abandoned
         mine = self._resources.get(path)

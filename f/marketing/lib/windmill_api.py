@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -113,7 +113,7 @@ class WindmillApi(ServiceClient):
 
     def create(self, path: str, value: Any, resource_type: str) -> bool:
         """Create it; False when a resource is already there (nothing changed then)."""
-        response = self.http.request(
+        response: httpx.Response = self.http.request(
             "POST",
             f"{self._prefix}/create",
             action=f"create resource {path}",
@@ -183,7 +183,7 @@ class WindmillApi(ServiceClient):
         params: dict[str, Any] = {"job_id": job_id, "scheduled_in_secs": max(0, delay)}
         if skip_preprocessor:
             params["skip_preprocessor"] = "true"
-        response = self.http.request(
+        response: httpx.Response = self.http.request(
             "POST",
             f"{self._workspace}/jobs/run/p/{path}",
             action="queue the next attempt",
@@ -276,7 +276,7 @@ class WindmillApi(ServiceClient):
         )
 
     @contextmanager
-    def open_file(self, s3_object: dict[str, Any]) -> Iterator[IO[bytes]]:
+    def open_file(self, s3_object: dict[str, Any]) -> Iterator["_Chunks"]:
         """A file of the workspace's object storage, as a stream (`read(n)`)."""
         params = {"file_key": str(s3_object["s3"])}
         if s3_object.get("storage"):
@@ -337,6 +337,9 @@ class LocalWorkspace:
 
     def job_state(self, job_id: str) -> str | None:
         return None
+
+    def read_job(self, job_id: str) -> dict[str, Any]:
+        return {}  # a local run keeps no job history
 
     def queue_job(
         self,
