@@ -6,9 +6,12 @@
 //   node scripts/generate_metadata.mjs --check    change nothing; exit 1 if a file is stale
 //   node scripts/generate_metadata.mjs --synced PATH...   print {path: deployed?} as JSON
 //
-// Two choices of ours: the lock is never resolved here (a new file gets `lock: ''`), and the
+// Three choices of ours: the lock is never resolved here (a new file gets `lock: ''`); the
 // schema gets an `order` in main() order, so that the form shows the signature's order (a
-// hand-made order is kept; gone parameters leave it, new ones are appended).
+// hand-made order is kept; gone parameters leave it, new ones are appended); and each field's
+// description is its line in main()'s docstring ("Args:"), so the form says what the code
+// documents, written once. A library module (f/marketing/lib) is summarised from its own
+// docstring, so that the UI says it is imported, not run.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
@@ -59,13 +62,40 @@ function inferSchema(parsed, schema = {}) {
   return schema;
 }
 
+// main()'s docstring, Google style: `name: text` under "Args:", continued on deeper lines.
+function argDescriptions(code) {
+  const doc = code.match(/^def main\([\s\S]*?\)(?:\s*->\s*[^:\n]+)?:\s*\n\s*"""([\s\S]*?)"""/m);
+  const lines = doc ? doc[1].split("\n") : [];
+  const start = lines.findIndex((line) => line.trim() === "Args:");
+  const found = {};
+  let name = null;
+  let indent = null;
+  for (const line of start < 0 ? [] : lines.slice(start + 1)) {
+    const lead = line.length - line.trimStart().length;
+    const arg = line.trim().match(/^(\w+)(?: \([^)]*\))?: (.*)$/);
+    indent ??= lead;
+    if (lead === indent && arg) [name, found[arg[1]]] = [arg[1], arg[2]];
+    else if (lead > indent && name && line.trim()) found[name] += ` ${line.trim()}`;
+    else break;
+  }
+  return found;
+}
+
 function metadata(path, code, existing) {
   const parsed = JSON.parse(parse_python(code));
   if (parsed.type === "Invalid") throw new Error(`${path}: Windmill's parser cannot read it`);
   const meta = existing ?? { summary: "", description: "", lock: "", kind: "script",
     schema: { $schema: "https://json-schema.org/draft/2020-12/schema", type: "object",
       properties: {}, required: [] } };
+  if (path.split("/").includes("lib")) {
+    const first = (code.match(/^"""([\s\S]*?)(?:\n\n|""")/) ?? ["", ""])[1].replace(/\s+/g, " ");
+    meta.summary = `Library: ${first.trim().split(/[.:](?:\s|$)/)[0]}`;
+    meta.description = "A module the f/marketing scripts import; it has no main and is not run.";
+  }
   const schema = inferSchema(parsed, meta.schema);
+  for (const [name, text] of Object.entries(argDescriptions(code))) {
+    if (schema.properties[name]) schema.properties[name].description = text;
+  }
   const names = parsed.args.map((a) => a.name);
   const kept = Array.isArray(schema.order) ? schema.order.filter((n) => names.includes(n)) : [];
   if (names.length) schema.order = [...kept, ...names.filter((n) => !kept.includes(n))];

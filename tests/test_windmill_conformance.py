@@ -287,6 +287,35 @@ def test_metadata_schema_is_what_the_parser_infers(signatures: dict[str, Any]) -
         assert bool(meta.get("has_preprocessor")) == sig["has_preprocessor"], path
 
 
+ENTRY_SCRIPTS = {"handle_user_event", "stripe_events", "backfill", "setup", "replay", "on_failure"}
+
+
+@needs_node
+def test_f_marketing_holds_the_jobs_and_lib_the_modules_they_import(
+    signatures: dict[str, Any],
+) -> None:
+    """What a person sees in the folder: the six jobs (their paths are webhook URLs and
+    workspace settings), each with a main; everything else under lib/, none with a main."""
+    top = {p for p in signatures if p.count("/") == 2}
+    assert {p.rsplit("/", 1)[1].removesuffix(".py") for p in top} == ENTRY_SCRIPTS
+    for path in signatures:
+        has_main = bool(re.search(r"^def main\(", (ROOT / path).read_text(), re.MULTILINE))
+        assert has_main == (path in top), f"{path}: a job at f/marketing, a module in lib/"
+        assert path in top or path.startswith("f/marketing/lib/"), path
+
+
+@needs_node
+def test_every_job_says_what_it_does_and_how_long_it_may_run(
+    signatures: dict[str, Any],
+) -> None:
+    for path in (p for p in signatures if p.count("/") == 2):
+        meta = read_yaml(metadata_path(ROOT / path))
+        assert meta.get("summary") and len(meta["description"]) > 80, f"{path}: summary"
+        assert isinstance(meta.get("timeout"), int) and meta["timeout"] >= 60, path
+        undescribed = [n for n, p in meta["schema"]["properties"].items() if not p["description"]]
+        assert not undescribed, f"{path}: describe {undescribed} in main's docstring (Args:)"
+
+
 @needs_node
 def test_every_script_has_metadata_and_no_metadata_is_orphaned() -> None:
     deployed = set(deployed_scripts())
