@@ -91,6 +91,26 @@ def test_a_deploy_pushes_the_scripts_the_folder_and_only_a_missing_routing(proje
         assert wm.resources["f/marketing/routing"]["value"] == edited
 
 
+def test_the_first_deploy_after_the_move_to_lib_archives_the_old_module_paths(project):
+    """A workspace deployed before the library moved to f/marketing/lib holds its modules at
+    f/marketing/<name>: push archives those (they are in the folder, not in the repository)
+    and keeps the six jobs at their paths."""
+    before = {  # where each file was before the move (0092856), and where it is now
+        "f/marketing/contract": "f/marketing/lib/contract",
+        "f/marketing/workflow": "f/marketing/lib/steps",
+        "f/marketing/handle_user_event": "f/marketing/handle_user_event",
+    }
+    with WindmillServer() as wm:
+        for path, now in before.items():
+            for suffix in (".py", ".script.yaml"):
+                wm.tree[path + suffix] = (ROOT / (now + suffix)).read_text()
+        done = deploy(project, wm)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(wm.archived) == ["f/marketing/contract", "f/marketing/workflow"]
+    assert "f/marketing/lib/contract" in wm.scripts and "f/marketing/lib/steps" in wm.scripts
+    assert "- script f/marketing/contract.py" in done.stdout, "the push lists what it archives"
+
+
 def test_a_wrong_token_stops_the_deploy_in_one_line(project):
     with WindmillServer() as wm:
         done = deploy(project, wm, token="expired-token")

@@ -27,6 +27,10 @@ class WindmillServer:
         self.scripts: dict[str, dict] = {}
         self.resource_types: dict[str, dict] = {}
         self.resources: dict[str, dict] = {}
+        # What the workspace holds already, as its export lists it (path: file text), and the
+        # scripts a push archived since.
+        self.tree: dict[str, str] = {}
+        self.archived: list[str] = []
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -57,12 +61,16 @@ class WindmillServer:
         fixed: dict[tuple[str, str], Any] = {
             ("GET", "/workspaces/list_ws_specific"): [],
             ("GET", "/resources/file_resource_type_to_file_ext_map"): {},
-            ("GET", "/workspaces/tarball"): _empty_zip(),
+            ("GET", "/workspaces/tarball"): _zip(self.tree),
             ("GET", "/jobs/queue/list"): [],
             ("GET", "/jobs/completed/list"): [],
         }
         if (method, rest) in fixed:
             return 200, fixed[(method, rest)]
+        archive = re.fullmatch(r"/scripts/archive/p/(?P<path>.+)", rest)
+        if method == "POST" and archive:
+            self.archived.append(archive["path"])
+            return 200, f"archived {archive['path']}"
         for pattern, store, key in (
             (r"/folders/(?P<op>get|create|update)(?:/(?P<id>.+))?", self.folders, "name"),
             (r"/scripts/(?P<op>get/p|create)(?:/(?P<id>.+))?", self.scripts, "path"),
@@ -124,8 +132,10 @@ def _crud(store: dict, key: str, op: str, item: str | None, body: Any) -> tuple[
     return 200, f"updated {item}"
 
 
-def _empty_zip() -> bytes:
+def _zip(files: dict[str, str]) -> bytes:
+    """The workspace as `GET /workspaces/tarball` exports it: one file per item."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w"):
-        pass
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
     return buffer.getvalue()
