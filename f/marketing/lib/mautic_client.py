@@ -102,6 +102,9 @@ def _success(response: httpx.Response) -> None:
 
 
 class MauticClient(ServiceClient):
+    SERVICE = "Mautic"
+    read_error = staticmethod(read_error)
+
     def __init__(self, http: ServiceHttp, oauth: tuple[str, str] | None = None) -> None:
         super().__init__(http)
         self._oauth = oauth
@@ -111,13 +114,8 @@ class MauticClient(ServiceClient):
     def from_settings(
         cls, settings: MauticSettings, policy: RetryPolicy = DEFAULT_POLICY, **http_options: Any
     ) -> "MauticClient":
-        http = ServiceHttp(
-            "Mautic",
-            settings.base_url,
-            auth=settings.basic_auth,
-            error_reader=read_error,
-            policy=policy,
-            **http_options,
+        http = cls._connect(
+            settings.base_url, policy, {"auth": settings.basic_auth, **http_options}
         )
         return cls(http, settings.oauth_client)
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import certifi
 import httpx
@@ -261,8 +261,26 @@ class ServiceClient:
     """A thin client of one service: it owns its connection and closes it, so a caller writes
     `with TwentyClient.from_settings(...) as twenty:` and never reaches into `http`."""
 
+    SERVICE: ClassVar[str]  # the name messages give the service
+
+    @staticmethod
+    def read_error(response: httpx.Response) -> str:
+        """The service's own words for a refusal (each client reads its envelope)."""
+        return plain_error(response)
+
     def __init__(self, http: ServiceHttp) -> None:
         self.http = http
+
+    @classmethod
+    def _connect(
+        cls, base_url: str, policy: RetryPolicy, options: dict[str, Any], *, token: str = ""
+    ) -> ServiceHttp:
+        """The connection: a Bearer `token`, or what `options` say (auth, a test's clock)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        return ServiceHttp(
+            cls.SERVICE, base_url, headers=headers, error_reader=cls.read_error, policy=policy,
+            **options,
+        )  # fmt: skip
 
     def close(self) -> None:
         self.http.close()

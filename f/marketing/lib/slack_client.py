@@ -40,6 +40,9 @@ def read_error(response: httpx.Response) -> str:
 
 
 class SlackClient(ServiceClient):
+    SERVICE = "Slack"
+    read_error = staticmethod(read_error)
+
     def __init__(self, http: ServiceHttp, path: str, channel: str | None) -> None:
         super().__init__(http)
         self._path = path
@@ -51,22 +54,10 @@ class SlackClient(ServiceClient):
     ) -> "SlackClient":
         if settings.webhook_url:
             url = urlsplit(settings.webhook_url)
-            http = ServiceHttp(
-                "Slack",
-                f"{url.scheme}://{url.netloc}",
-                error_reader=read_error,
-                policy=policy,
-                **http_options,
-            )
+            http = cls._connect(f"{url.scheme}://{url.netloc}", policy, http_options)
             return cls(http, url.path, None)
-        http = ServiceHttp(
-            "Slack",
-            settings.api_base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {settings.token}"},
-            error_reader=read_error,
-            policy=policy,
-            **http_options,
-        )
+        api = settings.api_base_url.rstrip("/")
+        http = cls._connect(api, policy, http_options, token=settings.token or "")
         return cls(http, "/chat.postMessage", settings.channel)
 
     @property

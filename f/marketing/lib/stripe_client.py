@@ -20,7 +20,6 @@ from f.marketing.lib.service_http import (
     DEFAULT_POLICY,
     RetryPolicy,
     ServiceClient,
-    ServiceHttp,
     json_body,
 )
 from f.marketing.lib.service_settings import StripeSettings
@@ -46,19 +45,16 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 
 class StripeClient(ServiceClient):
+    SERVICE = "Stripe"
+    read_error = staticmethod(read_error)
+
     @classmethod
     def from_settings(
         cls, settings: StripeSettings, policy: RetryPolicy = DEFAULT_POLICY, **http_options: Any
     ) -> "StripeClient":
-        http = ServiceHttp(
-            "Stripe",
-            settings.api_base_url,
-            headers={"Authorization": f"Bearer {settings.api_key}"},
-            error_reader=read_error,
-            policy=policy,
-            **http_options,
+        return cls(
+            cls._connect(settings.api_base_url, policy, http_options, token=settings.api_key)
         )
-        return cls(http)
 
     def event(self, event_id: str) -> dict[str, Any]:
         """The event as Stripe keeps it (for 30 days): the truth about a pasted or queued one."""

@@ -21,7 +21,6 @@ from f.marketing.lib.service_http import (
     DEFAULT_POLICY,
     RetryPolicy,
     ServiceClient,
-    ServiceHttp,
     json_body,
 )
 from f.marketing.lib.service_settings import TwentySettings
@@ -84,19 +83,14 @@ def _outcome(person: dict[str, Any]) -> PersonOutcome:
 
 
 class TwentyClient(ServiceClient):
+    SERVICE = "Twenty"
+    read_error = staticmethod(read_error)
+
     @classmethod
     def from_settings(
         cls, settings: TwentySettings, policy: RetryPolicy = DEFAULT_POLICY, **http_options: Any
     ) -> "TwentyClient":
-        http = ServiceHttp(
-            "Twenty",
-            settings.base_url,
-            headers={"Authorization": f"Bearer {settings.api_key}"},
-            error_reader=read_error,
-            policy=policy,
-            **http_options,
-        )
-        return cls(http)
+        return cls(cls._connect(settings.base_url, policy, http_options, token=settings.api_key))
 
     def upsert_person(self, body: dict[str, Any]) -> PersonOutcome:
         """Create or update the person whose primary email the body names, in one call."""

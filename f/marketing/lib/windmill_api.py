@@ -84,6 +84,9 @@ class Workspace(Protocol):
 class WindmillApi(ServiceClient):
     """Workspace of the job's workspace over Windmill's REST API, as the job's user."""
 
+    SERVICE = "Windmill"
+    read_error = staticmethod(read_error)
+
     def __init__(self, http: ServiceHttp, workspace: str) -> None:
         super().__init__(http)
         self._workspace = f"/w/{workspace}"
@@ -92,13 +95,8 @@ class WindmillApi(ServiceClient):
     @classmethod
     def from_env(cls) -> "WindmillApi":
         base = os.environ.get("BASE_INTERNAL_URL") or os.environ.get("WM_BASE_URL") or ""
-        http = ServiceHttp(
-            "Windmill",
-            f"{base.rstrip('/')}/api",
-            headers={"Authorization": f"Bearer {os.environ.get('WM_TOKEN', '')}"},
-            error_reader=read_error,
-            policy=DEFAULT_POLICY,
-        )
+        token = os.environ.get("WM_TOKEN", "")
+        http = cls._connect(f"{base.rstrip('/')}/api", DEFAULT_POLICY, {}, token=token)
         return cls(http, os.environ.get("WM_WORKSPACE", ""))
 
     def get(self, path: str) -> Any | None:
