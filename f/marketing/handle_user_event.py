@@ -94,9 +94,9 @@ def _handle(given: dict[str, Any], dry_run: bool, replay_of: str) -> dict:
         given["timestamp"] = datetime.now(UTC).isoformat()
         notes.append("timestamp not given: used the job's start time")
     kind = given.get("event")
-    if isinstance(kind, str) and kind in MODELS:
-        given = {key: given.get(key) for key in fields_of(kind)}
     body = given
+    if isinstance(kind, str) and kind in MODELS:
+        body = {key: given.get(key) for key in fields_of(kind)}
     parsed = parse_event(body)
     notes += cut_fields(body)
     with job_workspace() as resources:

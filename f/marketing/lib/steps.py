@@ -6,7 +6,6 @@ contact, whether it may be emailed). Every step is idempotent: it checks before 
 a re-run or a later attempt does nothing twice.
 """
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from f.marketing.lib.consent import (
 )
 from f.marketing.lib.contract import Event, event_key
 from f.marketing.lib.errors import ConfigError, ServiceError
+from f.marketing.lib.job_log import log
 from f.marketing.lib.mautic_client import Contact, MauticClient
 from f.marketing.lib.routing import Routing, SegmentRef
 from f.marketing.lib.settings import Settings
@@ -32,8 +32,6 @@ from f.marketing.lib.slack_ledger import Claim, SlackLedger
 from f.marketing.lib.slack_message import Message, build_message, matching_rules
 from f.marketing.lib.twenty_client import UPSERT_REQUEST, TwentyClient
 from f.marketing.lib.windmill_api import Workspace
-
-log = logging.getLogger("f.marketing")
 
 NEEDS_CONSENT = "only with marketing consent on record"
 NO_SLACK = "no Slack resource configured"
