@@ -1,6 +1,7 @@
 """Deploy f/marketing to a Windmill workspace: our resource types, the routing (only if the
 workspace has none: an edited routing is never overwritten), then the scripts and the folder
-with `wmill sync push`.
+with `wmill sync push`. A script the repository no longer has is archived only once no queued
+job can still import it (scripts/retired_scripts.py); until then each deploy says why it stays.
 
     scripts/deploy [--dry-run] [--workspace NAME] [--base-url URL --token TOKEN]
 
@@ -18,10 +19,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from retired_scripts import DeployApi, LockFailed, Target, what_waits  # noqa: E402
+
+from f.marketing.lib.errors import ServiceError  # noqa: E402
+
 PINNED_CLI = ROOT / "tests" / "windmill" / "node_modules" / ".bin" / "wmill"
 RESOURCE_TYPES = ROOT / "f" / "marketing" / "resource_types"
 ROUTING_EXAMPLE = ROOT / "scripts" / "examples" / "routing.resource.json"
 ROUTING_PATH = "f/marketing/routing"
+FOLDER = "f/marketing/"
+# The jobs Windmill runs: a webhook delivery runs the newest of their deployed versions.
+ENTRY_SCRIPTS = tuple(f"{FOLDER}{p.stem}" for p in sorted((ROOT / FOLDER).glob("*.py")))
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -67,8 +77,108 @@ def deploy(args: argparse.Namespace) -> None:
         if not args.dry_run:
             run(cli, connection, "resource", "push", str(ROUTING_EXAMPLE), ROUTING_PATH)
 
-    sync = ["sync", "push", "--yes", *(["--dry-run"] if args.dry_run else [])]
-    run(cli, connection, *sync, capture=False)
+    # --keep-deleted: a plain push archives what the repository lost before it creates the
+    # rest, so a job still running an earlier version would not find the modules it imports.
+    sync = ["sync", "push", "--yes", "--keep-deleted", *(["--dry-run"] if args.dry_run else [])]
+    retired = retired_scripts(cli, connection)
+    if not retired:
+        run(cli, connection, *sync, capture=False)
+        return
+    names, pushed = ", ".join(retired), False
+    try:
+        with DeployApi.connect(api_target(args)) as api:
+            # Read before the push: until its versions have their locks, webhooks run these.
+            waiting = what_waits(api, FOLDER, retired, ENTRY_SCRIPTS)
+            run(cli, connection, *sync, capture=False)
+            pushed = True
+            if waiting:
+                print(
+                    f"kept {names}: no longer in this repository, but {waiting.describe()}; "
+                    "scripts/deploy archives them once nothing does"
+                )
+            elif args.dry_run:
+                print(f"would archive {names}: gone from this repository, and nothing imports them")
+            else:
+                for path in retired:
+                    api.archive(path)
+                    print(f"archived {path}: no longer in this repository, and nothing imports it")
+    except (ServiceError, LockFailed) as problem:
+        done = "pushed; run scripts/deploy again to archive" if pushed else "nothing pushed"
+        raise DeployFailed(f"{problem} ({done})") from None
+
+
+def retired_scripts(cli: str, connection: list[str]) -> list[str]:
+    """The scripts under f/marketing that the workspace has and this repository does not
+    (what a plain `sync push` would delete), read from the CLI's dry run."""
+    done = subprocess.run(
+        [cli, "sync", "push", "--dry-run", "--json-output", *connection],
+        capture_output=True,
+        text=True,
+        env=_cli_env(),
+    )
+    output = ANSI.sub("", done.stdout)
+    if done.returncode != 0:
+        last = _last_line(output + ANSI.sub("", done.stderr))
+        raise DeployFailed(f"`wmill sync push --dry-run` failed: {last}")
+    plan = next((doc for doc in _json_documents(output) if "changes" in doc), None)
+    if plan is None:
+        raise DeployFailed("`wmill sync push --dry-run --json-output` listed no changes")
+    return sorted(
+        change["path"].removesuffix(".py")
+        for change in plan["changes"]
+        if change.get("type") == "deleted" and change.get("path", "").endswith(".py")
+    )
+
+
+def api_target(args: argparse.Namespace) -> Target:
+    """The API and token the CLI uses: --base-url and --token, or the CLI's stored profile
+    (--workspace names it, else the active one), read where the CLI keeps it:
+    $WMILL_CONFIG_DIR or the user's config folder, then windmill/remotes.ndjson
+    (windmill-cli 1.819 getConfigDirPath, getActiveWorkspace)."""
+    if args.base_url:
+        return Target(args.base_url, args.workspace, args.token or os.environ["WM_TOKEN"])
+    store = _cli_config_dir() / "windmill"
+    name = args.workspace
+    if not name:
+        try:
+            name = (store / "activeWorkspace").read_text(encoding="utf-8").strip()
+        except OSError:
+            name = ""
+    try:
+        lines = (store / "remotes.ndjson").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        profile = json.loads(line) if len(line) > 2 else {}
+        if profile.get("name") == name:
+            return Target(profile["remote"], profile["workspaceId"], profile["token"])
+    raise DeployFailed(
+        f"no workspace profile {name!r} in {store}: `scripts/wmill workspace add` it, "
+        "or pass --base-url, --workspace and --token"
+    )
+
+
+def _cli_config_dir() -> Path:
+    if os.environ.get("WMILL_CONFIG_DIR"):
+        return Path(os.environ["WMILL_CONFIG_DIR"])
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Preferences"
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA", ""))
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+
+
+def _json_documents(text: str) -> list[dict]:
+    """The JSON objects the CLI printed one after another (its lint report, then the plan)."""
+    decoder, documents, at = json.JSONDecoder(), [], 0
+    while (at := text.find("{", at)) != -1:
+        try:
+            document, at = decoder.raw_decode(text, at)
+        except ValueError:
+            at += 1
+            continue
+        documents.append(document)
+    return documents
 
 
 def find_cli() -> str:

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -91,24 +92,124 @@ def test_a_deploy_pushes_the_scripts_the_folder_and_only_a_missing_routing(proje
         assert wm.resources["f/marketing/routing"]["value"] == edited
 
 
-def test_the_first_deploy_after_the_move_to_lib_archives_the_old_module_paths(project):
-    """A workspace deployed before the library moved to f/marketing/lib holds its modules at
-    f/marketing/<name>: push archives those (they are in the folder, not in the repository)
-    and keeps the six jobs at their paths."""
-    before = {  # where each file was before the move (0092856), and where it is now
-        "f/marketing/contract": "f/marketing/lib/contract",
-        "f/marketing/workflow": "f/marketing/lib/steps",
-        "f/marketing/handle_user_event": "f/marketing/handle_user_event",
-    }
+# Where three files were before the library moved to f/marketing/lib (0092856), and are now.
+BEFORE_THE_MOVE = {
+    "f/marketing/contract": "f/marketing/lib/contract",
+    "f/marketing/workflow": "f/marketing/lib/steps",
+    "f/marketing/handle_user_event": "f/marketing/handle_user_event",
+}
+RETIRED = ["f/marketing/contract", "f/marketing/workflow"]
+# The worker's loader maps a relative import and an absolute one alike to a workspace path.
+OLD_HANDLER = "from .contract import parse_event\n"
+OLD_STRIPE_EVENTS = "import f.marketing.workflow as workflow\n"
+
+
+def workspace_before_the_move(wm: WindmillServer) -> str:
+    """A workspace deployed before the move, a week ago: the old modules at f/marketing/<name>
+    and a handler that imports them. The hash of that handler's version."""
+    handler = ""
+    for path, now in BEFORE_THE_MOVE.items():
+        content = OLD_HANDLER if path.endswith("handle_user_event") else ""
+        for suffix in (".py", ".script.yaml"):
+            wm.tree[path + suffix] = content or (ROOT / (now + suffix)).read_text()
+        version = wm.deployed(path, content=content or (ROOT / f"{now}.py").read_text())
+        handler = version if path.endswith("handle_user_event") else handler
+    return handler
+
+
+def test_a_deploy_keeps_a_retired_module_while_a_queued_job_imports_it(project):
+    """A later attempt queued by the old handler runs the old handler, which imports the old
+    paths: they stay until it has run, and the deploy says so."""
     with WindmillServer() as wm:
-        for path, now in before.items():
-            for suffix in (".py", ".script.yaml"):
-                wm.tree[path + suffix] = (ROOT / (now + suffix)).read_text()
+        old_handler = workspace_before_the_move(wm)
+        wm.queue_job("f/marketing/handle_user_event", old_handler, due_in=timedelta(hours=40))
+        old_stripe = wm.deployed("f/marketing/stripe_events", content=OLD_STRIPE_EVENTS)
+        wm.queue_job("f/marketing/stripe_events", old_stripe, due_in=timedelta(hours=2))
+        first = deploy(project, wm)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert wm.archived == []
+        assert "f/marketing/lib/contract" in wm.scripts and "f/marketing/lib/steps" in wm.scripts
+        assert wm.scripts["f/marketing/handle_user_event"]["hash"] != old_handler
+        assert "kept f/marketing/contract, f/marketing/workflow: no longer in this " in first.stdout
+        assert "2 queued job(s) import them, the last due 20" in first.stdout
+        assert "2 script(s) run a version that imports them" in first.stdout
+
+        wm.resolve_locks(age=timedelta(hours=1))
+        wm.queue.clear()  # the later attempt ran
+        second = deploy(project, wm)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert sorted(wm.archived) == RETIRED
+    assert "archived f/marketing/contract: no longer in this repository" in second.stdout
+
+
+def test_a_retired_module_stays_while_the_version_that_replaced_its_importer_settles(project):
+    """Webhooks run the newest version whose lock is resolved, and Windmill caches that choice
+    for a minute: a handler pushed minutes ago may not be the one that runs yet."""
+    with WindmillServer() as wm:
+        workspace_before_the_move(wm)
+        assert deploy(project, wm).returncode == 0
+        assert wm.archived == []
+
+        pending = deploy(project, wm)  # its locks still resolve
+        assert pending.returncode == 0, pending.stdout + pending.stderr
+        assert "script(s) have a version too new to run for sure" in pending.stdout
+        wm.resolve_locks(age=timedelta(minutes=2))
+        fresh = deploy(project, wm)
+        assert "script(s) have a version too new to run for sure" in fresh.stdout
+        assert wm.archived == []
+
+        wm.resolve_locks(age=timedelta(minutes=30))
+        for script in wm.scripts.values():
+            script["created_at"] = "2026-01-01T00:00:00Z"
+        settled = deploy(project, wm)
+    assert settled.returncode == 0, settled.stdout + settled.stderr
+    assert sorted(wm.archived) == RETIRED
+
+
+def test_a_handler_whose_lock_failed_keeps_the_retired_modules_and_fails_the_deploy(project):
+    with WindmillServer() as wm:
+        workspace_before_the_move(wm)
+        assert deploy(project, wm).returncode == 0
+        wm.scripts["f/marketing/handle_user_event"]["lock_error_logs"] = "No solution found"
         done = deploy(project, wm)
+    assert done.returncode == 1
+    assert done.stderr.startswith("deploy: Windmill could not resolve the dependencies of ")
+    assert done.stderr.strip().endswith("(nothing pushed)")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert wm.archived == []
+
+
+def test_a_dry_run_says_it_would_archive_and_archives_nothing(project):
+    with WindmillServer() as wm:
+        workspace_before_the_move(wm)
+        for path in ("f/marketing/handle_user_event",):
+            wm.deployed(path, content=(ROOT / f"{path}.py").read_text())  # already moved
+        done = deploy(project, wm, "--dry-run")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert sorted(wm.archived) == ["f/marketing/contract", "f/marketing/workflow"]
-    assert "f/marketing/lib/contract" in wm.scripts and "f/marketing/lib/steps" in wm.scripts
-    assert "- script f/marketing/contract.py" in done.stdout, "the push lists what it archives"
+    assert "would archive f/marketing/contract, f/marketing/workflow" in done.stdout
+    assert wm.archived == [] and wm.writes() == []
+
+
+def test_a_deploy_from_a_cli_profile_reads_the_queue_with_that_profile(project):
+    """Without --base-url the deploy uses the profile `wmill workspace add` stored."""
+    home = project.parent / "home"
+    with WindmillServer() as wm:
+        workspace_before_the_move(wm)
+        added = subprocess.run(
+            [str(WMILL), "workspace", "add", "prod", wm.workspace, wm.url + "/",
+             "--token", wm.token],
+            env={**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": ""},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stdout + added.stderr
+        done = subprocess.run(
+            [str(project / "scripts" / "deploy"), "--workspace", "prod"],
+            cwd=project, env={**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": ""},
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kept f/marketing/contract, f/marketing/workflow" in done.stdout
+    assert ("GET", "/api/w/test/jobs/queue/list") in wm.requests
 
 
 def test_a_wrong_token_stops_the_deploy_in_one_line(project):

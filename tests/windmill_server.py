@@ -3,16 +3,23 @@ push`, `resource-type push` and their `get` commands call, as they call it (foun
 the CLI against a logging server), with the state they change.
 
 The workspace it serves starts empty: its tarball lists nothing, so a push creates everything.
+Scripts are versioned as Windmill versions them (windmill-api-scripts scripts.rs,
+windmill-api-jobs query.rs, as read for scripts/retired_scripts.py): a create with an empty
+lock makes a new version whose lock is absent until its `dependencies` job (in the queue)
+resolves it; `get/p` answers the newest version; archiving archives every version of a path
+and fails on a path with none.
 """
 
 import io
+import itertools
 import json
 import re
 import threading
 import zipfile
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 VERSION = "v1.819.0"
 
@@ -31,6 +38,10 @@ class WindmillServer:
         # scripts a push archived since.
         self.tree: dict[str, str] = {}
         self.archived: list[str] = []
+        # Queued, scheduled and running jobs, as `jobs/queue/list` lists them.
+        self.queue: list[dict[str, Any]] = []
+        self.versions: dict[str, dict[str, Any]] = {}  # every version, by hash
+        self._hashes = itertools.count(0x1000)
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -47,13 +58,69 @@ class WindmillServer:
     def writes(self) -> list[tuple[str, str]]:
         return [r for r in self.requests if r[0] != "GET"]
 
+    def deployed(self, path: str, *, content: str = "", age: timedelta = timedelta(days=7)) -> str:
+        """A script version already in the workspace, its lock resolved `age` ago; its hash."""
+        return self._new_version(
+            {"path": path, "content": content, "lock": "# resolved"}, datetime.now(UTC) - age
+        )
+
+    def resolve_locks(self, *, age: timedelta = timedelta(0)) -> None:
+        """Every `dependencies` job finishes: each pending version gets its lock, and counts
+        as created `age` ago."""
+        for job in [j for j in self.queue if j["job_kind"] == "dependencies"]:
+            self.queue.remove(job)
+            script = self.versions[job["script_hash"]]
+            script["lock"] = "# resolved"
+            script["created_at"] = _iso(datetime.now(UTC) - age)
+
+    def queue_job(self, path: str, script_hash: str, *, due_in: timedelta = timedelta(0)) -> None:
+        now = datetime.now(UTC)
+        self.queue.append({
+            "id": f"job-{len(self.queue)}", "job_kind": "script", "script_path": path,
+            "script_hash": script_hash, "running": False, "created_at": _iso(now),
+            "scheduled_for": _iso(now + due_in),
+        })  # fmt: skip
+
+    def _new_version(self, body: dict[str, Any], created: datetime) -> str:
+        script_hash = f"{next(self._hashes):016x}"
+        script = {
+            "archived": False, "ws_error_handler_muted": False, **body, "hash": script_hash,
+            "created_at": _iso(created), "lock_error_logs": None,
+        }  # fmt: skip
+        if not body.get("lock"):
+            script.pop("lock", None)  # absent, not null, while it resolves
+            self.queue.append({
+                "id": f"dependencies-{script_hash}", "job_kind": "dependencies",
+                "script_path": body["path"], "script_hash": script_hash, "running": False,
+                "created_at": _iso(created), "scheduled_for": _iso(created),
+            })  # fmt: skip
+        self.scripts[body["path"]] = self.versions[script_hash] = script
+        return script_hash
+
     # --- routes ---------------------------------------------------------------------------
 
-    def route(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+    def _queue_list(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        """`script_path_start` is a prefix, `job_kinds` a comma list (none: every kind), the
+        newest first; `per_page` is not capped (windmill-api-jobs query.rs)."""
+        kinds = set(query["job_kinds"].split(",")) if "job_kinds" in query else None
+        jobs = [
+            job for job in sorted(self.queue, key=lambda j: j["created_at"], reverse=True)
+            if str(job["script_path"]).startswith(query.get("script_path_start", ""))
+            and (kinds is None or job["job_kind"] in kinds)
+        ]  # fmt: skip
+        per_page, page = int(query.get("per_page", 10000)), int(query.get("page", 1))
+        return jobs[(page - 1) * per_page : page * per_page]
+
+    def route(
+        self, method: str, path: str, body: Any, query: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        query = query or {}
         if method == "GET" and path == "/api/version":
             return 200, VERSION
         if method == "GET" and path == "/api/users/whoami":
             return 200, {"email": "deployer@example.test", "username": "deployer"}
+        if method == "POST" and path == "/api/workspaces/exists":  # `wmill workspace add`
+            return 200, (body or {}).get("id") == self.workspace
         ws = re.fullmatch(rf"/api/w/{re.escape(self.workspace)}(?P<rest>/.*)", path)
         if ws is None:
             return 404, "Workspace not found"
@@ -62,18 +129,29 @@ class WindmillServer:
             ("GET", "/workspaces/list_ws_specific"): [],
             ("GET", "/resources/file_resource_type_to_file_ext_map"): {},
             ("GET", "/workspaces/tarball"): _zip(self.tree),
-            ("GET", "/jobs/queue/list"): [],
             ("GET", "/jobs/completed/list"): [],
         }
         if (method, rest) in fixed:
             return 200, fixed[(method, rest)]
+        if method == "GET" and rest == "/jobs/queue/list":
+            return 200, self._queue_list(query)
         archive = re.fullmatch(r"/scripts/archive/p/(?P<path>.+)", rest)
         if method == "POST" and archive:
+            script = self.scripts.get(archive["path"])
+            if script is None:  # `UPDATE … RETURNING hash` with fetch_one
+                return 500, f"Internal: archiving script in {self.workspace}: no rows returned"
+            script["archived"] = True
             self.archived.append(archive["path"])
-            return 200, f"archived {archive['path']}"
+            return 200, ""
+        by_hash = re.fullmatch(r"/scripts/get/h/(?P<hash>[0-9a-f]{16})", rest)
+        if method == "GET" and by_hash:
+            version = self.versions.get(by_hash["hash"])
+            return (200, version) if version else (404, "Script not found")
+        if method == "POST" and rest == "/scripts/create":
+            return 201, self._new_version(body, datetime.now(UTC))
         for pattern, store, key in (
             (r"/folders/(?P<op>get|create|update)(?:/(?P<id>.+))?", self.folders, "name"),
-            (r"/scripts/(?P<op>get/p|create)(?:/(?P<id>.+))?", self.scripts, "path"),
+            (r"/scripts/(?P<op>get/p)/(?P<id>.+)", self.scripts, "path"),
             (r"/resources/type/(?P<op>get|create|update)(?:/(?P<id>.+))?", self.resource_types,
              "name"),
             (r"/resources/(?P<op>get|create|update)(?:/(?P<id>.+))?", self.resources, "path"),
@@ -103,7 +181,8 @@ class WindmillServer:
                     if not public and self.headers.get("Authorization") != f"Bearer {server.token}":
                         status, payload = 401, "Unauthorized"
                     else:
-                        status, payload = server.route(self.command, path, body)
+                        query = dict(parse_qsl(url.query))
+                        status, payload = server.route(self.command, path, body, query)
                 if isinstance(payload, bytes):
                     data, kind = payload, "application/octet-stream"
                 elif isinstance(payload, str) or payload is None:
@@ -139,3 +218,7 @@ def _zip(files: dict[str, str]) -> bytes:
         for name, text in files.items():
             archive.writestr(name, text)
     return buffer.getvalue()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
