@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from retired_scripts import DeployApi, LockFailed, Target, what_waits  # noqa: E402
+from retired_scripts import DeployApi, Target, what_waits  # noqa: E402
 
 from f.marketing.lib.errors import ServiceError  # noqa: E402
 
@@ -88,9 +88,11 @@ def deploy(args: argparse.Namespace) -> None:
     try:
         with DeployApi.connect(api_target(args)) as api:
             # Read before the push: until its versions have their locks, webhooks run these.
-            waiting = what_waits(api, FOLDER, retired, ENTRY_SCRIPTS)
+            importers, waiting = what_waits(api, FOLDER, retired, ENTRY_SCRIPTS)
             run(cli, connection, *sync, capture=False)
             pushed = True
+            if not waiting and not args.dry_run:
+                waiting = importers.of_queue(FOLDER)  # and jobs queued during the push
             if waiting:
                 print(
                     f"kept {names}: no longer in this repository, but {waiting.describe()}; "
@@ -102,9 +104,16 @@ def deploy(args: argparse.Namespace) -> None:
                 for path in retired:
                     api.archive(path)
                     print(f"archived {path}: no longer in this repository, and nothing imports it")
-    except (ServiceError, LockFailed) as problem:
+    except ServiceError as problem:
         done = "pushed; run scripts/deploy again to archive" if pushed else "nothing pushed"
         raise DeployFailed(f"{problem} ({done})") from None
+    if waiting.failed:
+        # A push with no change to the script makes no new version: the lock is not retried.
+        raise DeployFailed(
+            f"the newest version of {', '.join(waiting.failed)} failed to lock, so webhooks "
+            "run the one before it: its dependencies job in Runs says why; deploy it again "
+            "from its editor once fixed"
+        )
 
 
 def retired_scripts(cli: str, connection: list[str]) -> list[str]:
@@ -124,7 +133,7 @@ def retired_scripts(cli: str, connection: list[str]) -> list[str]:
     if plan is None:
         raise DeployFailed("`wmill sync push --dry-run --json-output` listed no changes")
     return sorted(
-        change["path"].removesuffix(".py")
+        change["path"].replace("\\", "/").removesuffix(".py")
         for change in plan["changes"]
         if change.get("type") == "deleted" and change.get("path", "").endswith(".py")
     )

@@ -46,6 +46,7 @@ def expected_scripts() -> set[str]:
     return {path.removesuffix(".py") for path in deployed_scripts()}
 
 
+ENTRY_SCRIPTS = sorted(path for path in expected_scripts() if "/lib/" not in path)
 RESOURCE_TYPES = {"c_twenty", "c_mautic", "c_slack_notify", "c_marketing_routing", "c_stripe"}
 
 
@@ -101,7 +102,7 @@ BEFORE_THE_MOVE = {
 RETIRED = ["f/marketing/contract", "f/marketing/workflow"]
 # The worker's loader maps a relative import and an absolute one alike to a workspace path.
 OLD_HANDLER = "from .contract import parse_event\n"
-OLD_STRIPE_EVENTS = "import f.marketing.workflow as workflow\n"
+OLD_STRIPE_EVENTS = "def main():\n    from f.marketing import workflow\n"
 
 
 def workspace_before_the_move(wm: WindmillServer) -> str:
@@ -134,8 +135,9 @@ def test_a_deploy_keeps_a_retired_module_while_a_queued_job_imports_it(project):
         assert "2 queued job(s) import them, the last due 20" in first.stdout
         assert "2 script(s) run a version that imports them" in first.stdout
 
-        wm.resolve_locks(age=timedelta(hours=1))
-        wm.queue.clear()  # the later attempt ran
+        wm.resolve_locks()
+        wm.queue.clear()  # the later attempts ran
+        wm.pass_time(timedelta(hours=1))
         second = deploy(project, wm)
     assert second.returncode == 0, second.stdout + second.stderr
     assert sorted(wm.archived) == RETIRED
@@ -153,29 +155,54 @@ def test_a_retired_module_stays_while_the_version_that_replaced_its_importer_set
         pending = deploy(project, wm)  # its locks still resolve
         assert pending.returncode == 0, pending.stdout + pending.stderr
         assert "script(s) have a version too new to run for sure" in pending.stdout
-        wm.resolve_locks(age=timedelta(minutes=2))
+        wm.resolve_locks()
+        wm.pass_time(timedelta(minutes=2))
         fresh = deploy(project, wm)
         assert "script(s) have a version too new to run for sure" in fresh.stdout
         assert wm.archived == []
 
-        wm.resolve_locks(age=timedelta(minutes=30))
-        for script in wm.scripts.values():
-            script["created_at"] = "2026-01-01T00:00:00Z"
+        wm.resolve_locks()
+        wm.pass_time(timedelta(minutes=30))
         settled = deploy(project, wm)
     assert settled.returncode == 0, settled.stdout + settled.stderr
     assert sorted(wm.archived) == RETIRED
+    assert all(v["archived"] for v in wm.versions.values() if v["path"] in RETIRED)
 
 
-def test_a_handler_whose_lock_failed_keeps_the_retired_modules_and_fails_the_deploy(project):
+def test_a_webhook_delivery_queued_during_the_push_keeps_the_retired_modules(project):
+    """Until the pushed handler has its lock, a delivery runs the one before: the queue is
+    read again after the push, before anything is archived."""
+    with WindmillServer() as wm:
+        old_handler = workspace_before_the_move(wm)
+        for entry in ENTRY_SCRIPTS:  # already moved, a while ago: nothing imports the old paths
+            wm.deployed(entry, content=(ROOT / f"{entry}.py").read_text(), age=timedelta(hours=1))
+        wm.queue_during_push("f/marketing/handle_user_event", old_handler)
+        done = deploy(project, wm)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kept f/marketing/contract, f/marketing/workflow: no longer in this " in done.stdout
+    assert "1 queued job(s) import them" in done.stdout
+    assert wm.archived == []
+
+
+def test_a_handler_whose_lock_failed_keeps_the_retired_modules_and_still_deploys(project):
+    """A push that does not change a script makes no new version, so the failed lock is
+    never retried by a push: the deploy goes on (a fix must be able to ship), keeps the
+    retired modules, and ends in one line saying what to do."""
     with WindmillServer() as wm:
         workspace_before_the_move(wm)
         assert deploy(project, wm).returncode == 0
-        wm.scripts["f/marketing/handle_user_event"]["lock_error_logs"] = "No solution found"
+        wm.resolve_locks()
+        wm.pass_time(timedelta(hours=1))
+        failed = wm.scripts["f/marketing/handle_user_event"]
+        failed.pop("lock")
+        failed["lock_error_logs"] = "No solution found when resolving dependencies"
+        before = len(wm.versions)
         done = deploy(project, wm)
     assert done.returncode == 1
-    assert done.stderr.startswith("deploy: Windmill could not resolve the dependencies of ")
-    assert done.stderr.strip().endswith("(nothing pushed)")
-    assert len(done.stderr.strip().splitlines()) == 1
+    assert len(wm.versions) > before, "the push went ahead"
+    assert "1 script(s) run the version before a failed lock" in done.stdout
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("deploy: the newest version of f/marketing/handle_user_event failed")
     assert wm.archived == []
 
 

@@ -41,6 +41,7 @@ class WindmillServer:
         # Queued, scheduled and running jobs, as `jobs/queue/list` lists them.
         self.queue: list[dict[str, Any]] = []
         self.versions: dict[str, dict[str, Any]] = {}  # every version, by hash
+        self._during_push: list[tuple[str, str]] = []
         self._hashes = itertools.count(0x1000)
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
@@ -64,14 +65,23 @@ class WindmillServer:
             {"path": path, "content": content, "lock": "# resolved"}, datetime.now(UTC) - age
         )
 
-    def resolve_locks(self, *, age: timedelta = timedelta(0)) -> None:
-        """Every `dependencies` job finishes: each pending version gets its lock, and counts
-        as created `age` ago."""
+    def resolve_locks(self) -> None:
+        """Every `dependencies` job finishes: each pending version gets its lock."""
         for job in [j for j in self.queue if j["job_kind"] == "dependencies"]:
             self.queue.remove(job)
-            script = self.versions[job["script_hash"]]
-            script["lock"] = "# resolved"
-            script["created_at"] = _iso(datetime.now(UTC) - age)
+            self.versions[job["script_hash"]]["lock"] = "# resolved"
+
+    def pass_time(self, delta: timedelta) -> None:
+        """Every version and job was created `delta` earlier (the clock moves on)."""
+        for item in [*self.versions.values(), *self.queue]:
+            for key in ("created_at", "scheduled_for"):
+                if key in item:
+                    item[key] = _iso(_parse(item[key]) - delta)
+
+    def queue_during_push(self, path: str, script_hash: str) -> None:
+        """A webhook delivery that arrives while a push creates scripts (on the first create),
+        on the version that runs until the new one has its lock."""
+        self._during_push.append((path, script_hash))
 
     def queue_job(self, path: str, script_hash: str, *, due_in: timedelta = timedelta(0)) -> None:
         now = datetime.now(UTC)
@@ -94,6 +104,9 @@ class WindmillServer:
                 "script_path": body["path"], "script_hash": script_hash, "running": False,
                 "created_at": _iso(created), "scheduled_for": _iso(created),
             })  # fmt: skip
+        parent = self.scripts.get(body["path"])
+        if parent is not None:
+            parent["archived"] = True  # the version it replaces (create_script_internal)
         self.scripts[body["path"]] = self.versions[script_hash] = script
         return script_hash
 
@@ -137,17 +150,20 @@ class WindmillServer:
             return 200, self._queue_list(query)
         archive = re.fullmatch(r"/scripts/archive/p/(?P<path>.+)", rest)
         if method == "POST" and archive:
-            script = self.scripts.get(archive["path"])
-            if script is None:  # `UPDATE … RETURNING hash` with fetch_one
+            versions = [v for v in self.versions.values() if v["path"] == archive["path"]]
+            if not versions:  # `UPDATE … RETURNING hash` with fetch_one
                 return 500, f"Internal: archiving script in {self.workspace}: no rows returned"
-            script["archived"] = True
+            for version in versions:
+                version["archived"] = True
             self.archived.append(archive["path"])
             return 200, ""
         by_hash = re.fullmatch(r"/scripts/get/h/(?P<hash>[0-9a-f]{16})", rest)
         if method == "GET" and by_hash:
-            version = self.versions.get(by_hash["hash"])
-            return (200, version) if version else (404, "Script not found")
+            found = self.versions.get(by_hash["hash"])
+            return (200, found) if found else (404, "Script not found")
         if method == "POST" and rest == "/scripts/create":
+            while self._during_push:
+                self.queue_job(*self._during_push.pop())
             return 201, self._new_version(body, datetime.now(UTC))
         for pattern, store, key in (
             (r"/folders/(?P<op>get|create|update)(?:/(?P<id>.+))?", self.folders, "name"),
@@ -222,3 +238,7 @@ def _zip(files: dict[str, str]) -> bytes:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
