@@ -14,7 +14,7 @@ class StrictModel(BaseModel):
     """A resource's model: an unknown key is refused, not ignored (a typo would otherwise
     silently fall back to a default)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _base_url(value: str) -> str:
