@@ -1,7 +1,8 @@
-"""Benchmark: a burst of signups against a rate-limited Twenty, and an outage of Mautic, with
-later attempts queued in Windmill (this package) against the in-job retries alone (before).
+"""Benchmark: a burst of signups against a rate-limited Twenty, and an outage of Mautic:
+rate-limited events lined up in the free slots of the limit (now), against coming back after
+Retry-After plus a spread (before), and against the in-job retries alone (first version).
 
-    .venv/bin/python scripts/bench_delivery.py [--events 300] [--workers 4] [--speed 6]
+    .venv/bin/python scripts/bench_delivery.py [--events 1000] [--workers 3] [--speed 10]
 
 Stand-ins of Twenty, Mautic, Slack and Windmill's API (tests/fakes) keep their state, so the
 run counts what each service holds at the end. Jobs run on N worker threads of a local queue
@@ -9,15 +10,20 @@ runner (tests/job_runner.py) that starts a queued job when its delay is due. Tim
 time: the services' clocks, Retry-After and the queued delays all run `--speed` times faster
 than the wall clock, so a burst against 100 requests a minute drains in seconds.
 
+Each job costs its worker the start-up a Windmill job pays (a new process importing the
+script: measured at the start of the run, scripts/bench_startup.py) before it runs.
+
 Burst: every event is a user.registered (one in ten on a paid plan, which Slack announces)
 sent at once, against Twenty's default limit (100 requests a minute, a bucket of 100 that
-refills continuously, 429 with Retry-After). Reported: events applied exactly once, time to
-drain against the floor the limit sets ((events - 100) / (100 a minute)), worker-seconds
-spent waiting inside jobs, jobs run. Outage: Mautic answers 503 for the first 10 model
-minutes, so the first attempts fail; every event must end applied once, with no alert.
+refills continuously, 429 with Retry-After). Reported: events applied exactly once, jobs and
+Twenty calls per event, worker-seconds busy (start-up and run) and spent waiting inside
+jobs, and time to drain against the floor the limit sets ((events - 100) / (100 a minute)).
+Outage: Mautic answers 503 for the first 10 model minutes, so the first attempts fail; every
+event must end applied once, with no alert.
 """
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -34,8 +40,10 @@ import respx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench_startup import startup_seconds
+
 from f.marketing.handle_user_event import SCRIPT_PATH
-from f.marketing.lib import service_http, steps
+from f.marketing.lib import rate_slots, service_http, steps
 from f.marketing.lib.job_log import log_to_stdout
 from f.marketing.lib.windmill_api import WindmillApi
 from tests.conftest import ROUTING
@@ -81,10 +89,13 @@ def run(
     queue: bool,
     twenty_limit: int | None,
     mautic_down_for: float = 0.0,
+    slots: bool = True,
+    startup: float = 0.0,
 ) -> dict:
     clock = ModelClock(speed)
-    # Model seconds slept inside jobs, by worker thread.
+    # Model seconds slept inside jobs, and spent by jobs (start-up and run), by worker thread.
     waited: defaultdict[int, float] = defaultdict(float)
+    busy: defaultdict[int, float] = defaultdict(float)
 
     def sleep(seconds: float) -> None:
         waited[threading.get_ident()] += seconds
@@ -95,7 +106,6 @@ def run(
         twenty.exhaust_rate_limit()
         twenty.reset_rate_limit()  # a full bucket at the start of the burst
     mautic, slack, windmill = FakeMautic(), FakeSlackWebhook(), FakeWindmill()
-    windmill.clock = clock.now
     for path, value in {
         "f/marketing/twenty": {"base_url": twenty.base_url, "api_key": twenty.api_key},
         "f/marketing/mautic": {
@@ -104,7 +114,10 @@ def run(
             "password": mautic.password,
         },
         "f/marketing/slack": {"webhook_url": slack.url},
-        "f/marketing/routing": ROUTING,
+        "f/marketing/routing": {
+            **ROUTING,
+            "rate_limits": {"twenty_limit_per_minute": TWENTY_PER_MINUTE if slots else None},
+        },
     }.items():
         windmill.put(path, value)
     if mautic_down_for:
@@ -118,6 +131,7 @@ def run(
         mautic.handle = down_then_up  # type: ignore[method-assign]
 
     runner = JobRunner(windmill, error_handler="f/marketing/on_failure")
+    windmill.clock = clock.now  # jobs are queued in model time, not at the runner's start
     environment = {
         "WM_WORKSPACE": windmill.workspace,
         "WM_TOKEN": windmill.token,
@@ -130,6 +144,7 @@ def run(
         stack.enter_context(mock.patch.dict(os.environ, environment))
         os.environ.pop("WM_MOCKED_API_FILE", None)
         stack.enter_context(mock.patch.object(service_http.time, "sleep", sleep))
+        stack.enter_context(mock.patch.object(rate_slots, "now", clock.now))
         if not queue:  # before: wait for rate limits in the job, and no later attempt
             waiting = service_http.RetryPolicy()
             stack.enter_context(mock.patch.object(steps, "QUEUE_ON_RATE_LIMIT", waiting))
@@ -139,7 +154,10 @@ def run(
         for i in range(events):
             runner.webhook(SCRIPT_PATH, event(i))
         start = clock.seconds()
-        threads = [threading.Thread(target=_work, args=(runner, clock)) for _ in range(workers)]
+        threads = [
+            threading.Thread(target=_work, args=(runner, clock, startup, busy))
+            for _ in range(workers)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -163,9 +181,11 @@ def run(
         "alerts": len(alerts),
         "failed jobs": failed,
         "jobs run": len(jobs),
+        "jobs per event": len(jobs) / events,
+        "twenty calls per event": len(twenty.requests) / events,
         "drain (model s)": drained,
+        "worker-s busy": sum(busy.values()),
         "worker-s waiting": sum(waited.values()),
-        "twenty calls": len(twenty.requests),
     }
 
 
@@ -178,11 +198,16 @@ def _no_queue(self, path, args, **_):
     raise service_http.ServiceError("Windmill", "queue", "no later attempts before this change")
 
 
-def _work(runner: JobRunner, clock: ModelClock) -> None:
+def _work(
+    runner: JobRunner, clock: ModelClock, startup: float, busy: defaultdict[int, float]
+) -> None:
     while True:
         job = runner.take_due(clock.now())
         if job is not None:
+            began = clock.seconds()
+            real_sleep(startup / clock.speed)  # the new process and its imports
             runner.run(job)
+            busy[threading.get_ident()] += clock.seconds() - began
         elif runner.unfinished() == 0:
             return
         else:
@@ -191,34 +216,37 @@ def _work(runner: JobRunner, clock: ModelClock) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=300)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--speed", type=float, default=6.0)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--speed", type=float, default=10.0)
     args = parser.parse_args()
     log_to_stdout().setLevel(logging.ERROR)  # jobs log their steps; here only the figures
+    startup = startup_seconds("f.marketing.handle_user_event")
     rate = TWENTY_PER_MINUTE / 60
     floor = max(0, args.events - TWENTY_PER_MINUTE) / rate
     print(
         f"Burst: {args.events} user.registered at once, {args.workers} workers, Twenty "
-        f"{TWENTY_PER_MINUTE}/min (bucket {TWENTY_PER_MINUTE}), model time x{args.speed:g}"
+        f"{TWENTY_PER_MINUTE}/min (bucket {TWENTY_PER_MINUTE}), model time x{args.speed:g}, "
+        f"{startup * 1000:.0f} ms start-up per job (measured)"
     )
     print(f"floor set by the limit: {floor:.0f} model s\n")
+    burst = functools.partial(
+        run, args.events, args.workers, args.speed, twenty_limit=TWENTY_PER_MINUTE,
+        startup=startup,
+    )  # fmt: skip
     rows = {
-        "before (waits in the job, no later attempt)": run(
-            args.events, args.workers, args.speed, queue=False, twenty_limit=TWENTY_PER_MINUTE
-        ),
-        "now (later attempts queued in Windmill)": run(
-            args.events, args.workers, args.speed, queue=True, twenty_limit=TWENTY_PER_MINUTE
-        ),
+        "first version (waits in the job)": burst(queue=False, slots=False),
+        "before (Retry-After plus a spread)": burst(queue=True, slots=False),
+        "now (free slots of the limit)": burst(queue=True, slots=True),
     }
     _table(rows, floor)
     print("\nOutage: Mautic answers 503 for the first 10 model minutes; Twenty unlimited")
     outage_events = min(args.events, 100)
     rows = {
-        "before": run(outage_events, args.workers, 600, queue=False, twenty_limit=None,
-                      mautic_down_for=600),
+        "first version": run(outage_events, args.workers, 600, queue=False, twenty_limit=None,
+                             mautic_down_for=600, startup=startup),
         "now": run(outage_events, args.workers, 600, queue=True, twenty_limit=None,
-                   mautic_down_for=600),
+                   mautic_down_for=600, startup=startup),
     }  # fmt: skip
     _table(rows, None)
     return 0
@@ -227,15 +255,17 @@ def main() -> int:
 def _table(rows: dict[str, dict], floor: float | None) -> None:
     keys = list(next(iter(rows.values())))
     width = max(len(k) for k in keys) + 2
-    print(" " * width + "".join(f"{name[:44]:>46}" for name in rows))
+    print(" " * width + "".join(f"{name[:36]:>38}" for name in rows))
     for key in keys:
         cells = []
         for row in rows.values():
             value = row[key]
-            text = f"{value:.1f}" if isinstance(value, float) else str(value)
+            text = str(value)
+            if isinstance(value, float):
+                text = f"{value:.2f}" if "per event" in key else f"{value:.1f}"
             if key == "drain (model s)" and floor:
                 text += f" ({value / floor:.2f}x floor)"
-            cells.append(f"{text:>46}")
+            cells.append(f"{text:>38}")
         print(f"{key:<{width}}" + "".join(cells))
 
 

@@ -104,7 +104,12 @@ def test_after_apply_the_three_example_events_go_through_with_no_4xx(fresh, meta
     for example in EXAMPLES:
         body = json.loads(Path(f"scripts/examples/{example}.json").read_text())
         assert run_as_webhook(handle, body)["ok"] is True
-    answers = [call.response.status_code for call in fresh.router.calls[before:]]
+    # Refused by nobody; the one 404 allowed is the rate-limit line's, absent until a burst.
+    answers = [
+        call.response.status_code
+        for call in fresh.router.calls[before:]
+        if "/rate_slots/" not in call.request.url.path or call.response.status_code != 404
+    ]
     assert answers and all(status < 400 for status in answers)
     contact = fresh.mautic.contact_by_email("jane.doe@example.com")
     churned = next(i for i, s in fresh.mautic.segments.items() if s["alias"] == "churned")

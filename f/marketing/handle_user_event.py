@@ -104,7 +104,14 @@ def _handle(given: dict[str, Any], dry_run: bool, replay_of: str) -> dict:
         # The next attempt carries the event as JSON text, which Windmill never rewrites.
         args = as_payload(parsed.body()) | ({"replay_of": replay_of} if replay_of else {})
         next_run = NextRun(SCRIPT_PATH, args, skip_preprocessor=True)
-        later = Later(event_key(parsed), settings.routing.retries, resources, next_run, replay_of)
+        later = Later(
+            event_key(parsed),
+            settings.routing.retries,
+            resources,
+            next_run,
+            replay_of,
+            rate_limits=settings.routing.rate_limits,
+        )
         return EventJob(parsed, settings, later, notes).handle(dry_run)
 
 

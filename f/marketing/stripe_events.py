@@ -130,7 +130,14 @@ def _apply(
     event_id, pasted = (signed["id"], signed) if signed else _pasted(payload)
     args = {"payload": event_id} | ({"replay_of": replay_of} if replay_of else {})
     retry = NextRun(SCRIPT_PATH, args, skip_preprocessor=True)
-    later = Later(f"stripe:{event_id}", settings.routing.retries, resources, retry, replay_of)
+    later = Later(
+        f"stripe:{event_id}",
+        settings.routing.retries,
+        resources,
+        retry,
+        replay_of,
+        rate_limits=settings.routing.rate_limits,
+    )
     try:
         if signed is not None:
             stripe_event = signed

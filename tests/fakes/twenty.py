@@ -162,6 +162,7 @@ class FakeTwenty(FakeService):
         self.people: dict[str, dict] = {}
         self._by_email: dict[str, list[str]] = {}  # the unique index on primaryEmail
         self._tokens = float(rate_limit or 0)
+        self.refused = 0  # requests answered 429
         self._refilled_at = monotonic()
         self._last_now: datetime | None = None
 
@@ -240,6 +241,7 @@ class FakeTwenty(FakeService):
         """Older servers: a bare 429. Newer ones (usage-limit speed limiter): seconds until a
         token is back, rounded up, at least 1, and the limit in headers and body."""
         assert self.rate_limit is not None
+        self.refused += 1
         if not self.rate_limit_headers:
             return self.error(429)
         wait = max(1, math.ceil((1 - self._tokens) * 60 / self.rate_limit))

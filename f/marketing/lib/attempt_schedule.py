@@ -14,6 +14,7 @@ Two kinds of "later": an outage (a 5xx, a timeout) moves to the next step of the
 out so that a burst does not return all at once, and does not use up the outage schedule.
 """
 
+import math
 import random
 import uuid
 from collections.abc import Callable
@@ -86,22 +87,27 @@ def next_attempt(
     *,
     retry_after: float | None = None,
     rate_limited: bool = False,
+    slot_in: float | None = None,
     jitter: Callable[[], float] = random.random,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> NextAttempt | None:
-    """When to try again after a failed attempt, or None after the last one."""
+    """When to try again after a failed attempt, or None after the last one. `slot_in`: a
+    rate-limited attempt's free slot of the limit, in seconds (lib/rate_slots.py), taken in
+    place of Retry-After plus a spread."""
     outage = Attempt(current.number + 1)
     returned = Attempt(current.number, current.rate_limited + 1)
     if rate_limited and returned.rate_limited <= MAX_RATE_LIMITED:
         spread = min(MAX_SPREAD, SPREAD * 2**current.rate_limited)
-        delay, following, sibling = (retry_after or 1.0) + spread * jitter(), returned, outage
+        delay = (retry_after or 1.0) + spread * jitter() if slot_in is None else slot_in
+        following, sibling = returned, outage
     elif current.number < retries.attempts:
         base = retries.delays[current.number - 1]
         delay = base * (1 + retries.jitter * (2 * jitter() - 1))
         delay, following, sibling = max(delay, retry_after or 0.0), outage, returned
     else:
         return None
-    seconds = max(1, round(delay))
+    # A slot is the earliest a call may go: never round it down.
+    seconds = max(1, math.ceil(delay) if slot_in is not None and rate_limited else round(delay))
     return NextAttempt(
         following,
         seconds,

@@ -77,8 +77,10 @@ class JobFailed(MarketingError):
         transient: bool = False,
         retry_after: float | None = None,
         rate_limited: bool = False,
+        service: str | None = None,
     ) -> None:
         self.summary = summary
+        self.service = service  # the service whose failure ended the job
         self.transient = transient
         self.retry_after = retry_after
         self.rate_limited = rate_limited

@@ -43,6 +43,10 @@ class EventJob:
                 fields={"dry_run": True, "would_call": [step.describe() for step in steps]},
                 notes=self.notes,
             ).as_dict()
+        services = list(dict.fromkeys(step.service for step in steps))
+        queued = self.later.behind_the_line(services, parsed.event, self.notes, self.labels)
+        if queued is not None:
+            return queued
         try:
             with Context.connect(self.settings, self.later.resources) as ctx:
                 results = run(steps, ctx, parsed.event)

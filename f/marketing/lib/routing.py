@@ -170,7 +170,8 @@ class Retries(StrictModel):
 
 
 class RateLimits(StrictModel):
-    """Calls a minute a backfill may make (f/marketing/backfill); null: no pacing"""
+    """Calls a minute a backfill may make (f/marketing/backfill; null: no pacing), and the
+    limits the services enforce, into whose free slots rate-limited events come back"""
 
     twenty_per_minute: int | None = Field(
         90,
@@ -184,6 +185,25 @@ class RateLimits(StrictModel):
         description="Mautic limits calls per hour only when its API rate limiter is on: "
         "set this to that hourly limit / 60, less some room",
     )
+    twenty_limit_per_minute: int | None = Field(
+        100,
+        ge=1,
+        description="The limit Twenty enforces (100 a minute on a default server, 50 on its "
+        "cloud): a rate-limited event comes back in the next free slot of it, and events that "
+        "arrive while slots are taken queue behind them without calling; null: after "
+        "Retry-After",
+    )
+    mautic_limit_per_minute: int | None = Field(
+        None,
+        ge=1,
+        description="The limit Mautic's API rate limiter enforces, as calls a minute (its "
+        "hourly limit / 60); null: after Retry-After",
+    )
+
+    def enforced(self, service: str) -> int | None:
+        """Calls a minute the service allows, when known (`service` in any case)."""
+        known = {"twenty": self.twenty_limit_per_minute, "mautic": self.mautic_limit_per_minute}
+        return known.get(service.lower())
 
 
 class StripeRouting(StrictModel):

@@ -29,6 +29,7 @@ def run(steps: list[Step], ctx: Context, event_name: str) -> list[StepResult]:
                 transient=bool(cause and cause.transient),
                 retry_after=cause.retry_after if cause else None,
                 rate_limited=bool(cause and cause.rate_limited),
+                service=cause.service if cause else None,
             ) from None
         results.append(_result(step, status, detail))
         log.info("%s %s: %s", step.service, step.action, status)
