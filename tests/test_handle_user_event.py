@@ -403,6 +403,24 @@ def test_a_re_run_after_a_crash_finishes_the_job_without_repeating_it(services, 
 # --- round trips ----------------------------------------------------------------------------
 
 
+def test_a_job_reads_the_slack_resource_only_when_a_rule_may_post(services, windmill):
+    """Windmill calls are a job's fixed cost: a free signup matches no Slack rule, so its job
+    reads Twenty's, Mautic's and the routing's resources and the rate-limit line, not Slack's."""
+    main(**registered(plan="free"))
+    reads = [r.url.path.split("get_value_interpolated/")[1]
+             for r in windmill.api.calls("GET", "get_value_interpolated")]  # fmt: skip
+    assert reads == [
+        "f/marketing/twenty", "f/marketing/mautic", "f/marketing/routing",
+        "f/marketing/rate_slots/twenty",
+    ]  # fmt: skip
+    assert services.slack.messages == []
+
+    main(**registered(email="paid@example.com"))  # a paid signup: the rule may post
+    reads = windmill.api.calls("GET", "get_value_interpolated")[4:]
+    assert "f/marketing/slack" in [r.url.path.split("get_value_interpolated/")[1] for r in reads]
+    assert len(services.slack.messages) == 1
+
+
 def test_calls_per_event(services, windmill):
     """The budget of calls per event; each upsert is one call, never a look-up-then-create."""
     slack = "POST /services/T000TEST/B000TEST/s3cr3tW3bh00kT0k3n"

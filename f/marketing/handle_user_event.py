@@ -26,6 +26,7 @@ from f.marketing.lib.event_job import EventJob
 from f.marketing.lib.job_log import log_to_stdout
 from f.marketing.lib.later_attempts import Later, NextRun, as_payload
 from f.marketing.lib.settings import load_settings
+from f.marketing.lib.slack_message import matching_rules
 from f.marketing.lib.windmill_api import job_workspace
 
 SCRIPT_PATH = "f/marketing/handle_user_event"
@@ -100,7 +101,10 @@ def _handle(given: dict[str, Any], dry_run: bool, replay_of: str) -> dict:
     parsed = parse_event(body)
     notes += cut_fields(body)
     with job_workspace() as resources:
-        settings = load_settings(reader=resources.get)
+        settings = load_settings(
+            reader=resources.get,
+            slack_wanted=lambda routing: bool(matching_rules(parsed, routing.slack_rules)),
+        )
         # The next attempt carries the event as JSON text, which Windmill never rewrites.
         args = as_payload(parsed.body()) | ({"replay_of": replay_of} if replay_of else {})
         next_run = NextRun(SCRIPT_PATH, args, skip_preprocessor=True)
