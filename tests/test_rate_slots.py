@@ -3,6 +3,9 @@ coming back after the same Retry-After, and an event that arrives while slots ar
 queues behind them without calling. Jobs run on a local worker over the Windmill stand-in,
 on one clock with the services."""
 
+import threading
+import time
+
 import pytest
 
 from f.marketing.handle_user_event import SCRIPT_PATH
@@ -130,3 +133,29 @@ def test_a_line_written_by_another_version_is_started_again(services, windmill, 
     worker.run_all()
     applied_once(services, 11)
     assert windmill.api.value(f"{rate_slots.FOLDER}/twenty")["next_free"].startswith("2026-11-30")
+
+
+def test_three_workers_at_once_apply_every_event_once(services, windmill, worker):
+    """Jobs on three threads read and take the line at the same moments: collisions cost
+    returns, never an event."""
+
+    def work() -> None:
+        while worker.unfinished():
+            job = worker.take()
+            if job is None:
+                time.sleep(0.001)  # another worker's job may still queue a return
+                continue
+            worker.run(job)
+
+    burst(worker, 40)
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+
+    applied_once(services, 40)
+    jobs = event_jobs(windmill)
+    assert len(jobs) <= 40 + 30 + 10, "one return each past the bucket, a few more for collisions"
+    assert all(worker.results[j["id"]]["success"] for j in jobs)
