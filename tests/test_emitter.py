@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -418,3 +419,21 @@ def test_the_json_schema_for_other_languages_is_current():
         assert json.load(committed) == json_schema(), (
             "regenerate it: .venv/bin/python scripts/export_schemas.py"
         )
+
+
+def test_importing_the_emitter_builds_the_contract_models_before_any_thread_emits():
+    """The handler's models build on first use; a SaaS emits from many threads, and pydantic
+    2.11.0-2.11.4 let a thread validate with a half-built model (pydantic#11849). In a fresh
+    process, importing the emitter leaves no model to build."""
+    code = textwrap.dedent("""
+        from f.marketing.lib.contract import MODELS
+        assert not any(m.__pydantic_complete__ for m in MODELS.values())  # deferred
+        import f.marketing.emitter
+        print(sorted(type(m.__pydantic_validator__).__name__ for m in MODELS.values()))
+    """)
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(["SchemaValidator"] * 3)

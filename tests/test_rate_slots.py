@@ -159,3 +159,35 @@ def test_three_workers_at_once_apply_every_event_once(services, windmill, worker
     jobs = event_jobs(windmill)
     assert len(jobs) <= 40 + 30 + 10, "one return each past the bucket, a few more for collisions"
     assert all(worker.results[j["id"]]["success"] for j in jobs)
+
+
+@pytest.mark.parametrize(
+    "held", ["2026-11-30T09:30:00", "2026-11-30", "2026-12-01T09:00:00+00:00"],
+    ids=["no-zone", "a-date", "a-day-ahead"],
+)  # fmt: skip
+def test_a_line_no_job_could_have_written_holds_no_event_back(services, windmill, worker, held):
+    """A hand edit, or a worker whose clock is far off: not trusted, or every event would
+    wait behind it (or fail comparing times)."""
+    windmill.api.put(f"{rate_slots.FOLDER}/twenty", {"next_free": held}, "state")
+    burst(worker, 5)
+    worker.run_all()
+
+    applied_once(services, 5)
+    assert len(event_jobs(windmill)) == 5, "nothing was queued behind it"
+
+
+def test_a_line_the_jobs_may_read_but_not_write_falls_back_to_retry_after(
+    services, windmill, worker, caplog
+):
+    """Windmill's update_value answers 200 having changed nothing for such a user; the line is
+    written with update_if_exists, which refuses, so the jobs know and come back after
+    Retry-After plus a spread instead of all taking the same slot."""
+    windmill.api.put(f"{rate_slots.FOLDER}/twenty", {"next_free": "2026-11-30T08:00:00+00:00"})
+    windmill.api.read_only.add(f"{rate_slots.FOLDER}/twenty")
+    burst(worker, 14)
+    worker.run_all()
+
+    applied_once(services, 14)
+    assert "rate-limit line could not be written" in caplog.text
+    line = windmill.api.value(f"{rate_slots.FOLDER}/twenty")
+    assert line["next_free"].startswith("2026-11-30T08"), "unchanged"

@@ -175,11 +175,15 @@ class FakeWindmill(FakeService):
         return json_response(200, copy.deepcopy(self.resources[path]["value"]))
 
     def create(self, request: httpx.Request) -> httpx.Response:
+        """With `update_if_exists` an existing resource is overwritten, by `INSERT … ON
+        CONFLICT DO UPDATE`: a user who may not write it gets the policy's error, where
+        update_value would answer 200 having changed nothing."""
         body = read_body(request)
         path = body["path"]
-        if path in self.resources:
+        upsert = request.url.params.get("update_if_exists") == "true"
+        if path in self.resources and not upsert:
             raise Reject(400, f"Resource {path} already exists")
-        if not self.folder_writable:
+        if not self.folder_writable or path in self.read_only:
             raise Reject(400, 'new row violates row-level security policy for table "resource"')
         self.put(path, body["value"], body.get("resource_type", "object"))
         return text_response(201, f"resource {path} created")

@@ -18,9 +18,12 @@ import httpx
 from f.marketing.emitter import events
 from f.marketing.emitter.consumer import Consumer, Item
 from f.marketing.emitter.request import Delivery, deliver
-from f.marketing.lib.contract import Event, parse_event
+from f.marketing.lib.contract import Event, build_models, parse_event
 from f.marketing.lib.errors import MarketingError
 from f.marketing.lib.service_http import RetryPolicy, ServiceHttp, plain_error
+
+# A SaaS web server emits from many threads: the models are built before the first one.
+build_models()
 
 log = logging.getLogger("f.marketing.emitter")
 P = ParamSpec("P")

@@ -149,6 +149,13 @@ BODY_FIELDS: tuple[str, ...] = tuple(
 )
 
 
+def build_models() -> None:
+    """Build the event models now, for a caller that validates on several threads: pydantic
+    2.11.0-2.11.4 let a thread validate with a half-built deferred model (pydantic#11849)."""
+    for model in MODELS.values():
+        model.model_rebuild()
+
+
 def event_key(event: Event) -> str:
     """The event's identity, from what it says: the same event sent twice (a duplicate webhook,
     a re-run, a later attempt) has the same key. A hash, so that no email is stored with it."""

@@ -15,7 +15,12 @@ is a later attempt with an id of its own (lib/attempt_schedule.py).
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from f.marketing.lib.job_log import log
+
 FOLDER = "f/marketing/rate_slots"
+# No burst this package meets fills more than this of a line (6 h is 36,000 events at
+# 100 a minute); a time further ahead is not one a job wrote.
+MAX_AHEAD = timedelta(hours=6)
 
 
 def now() -> datetime:
@@ -25,8 +30,7 @@ def now() -> datetime:
 
 class Line(Protocol):
     def get(self, path: str) -> Any | None: ...
-    def create(self, path: str, value: Any, resource_type: str) -> bool: ...
-    def update(self, path: str, value: Any) -> None: ...
+    def upsert(self, path: str, value: Any, resource_type: str) -> None: ...
 
 
 class RateSlots:
@@ -36,7 +40,6 @@ class RateSlots:
         self._workspace = workspace
         self._path = f"{FOLDER}/{service.lower()}"
         self._interval = timedelta(seconds=60 / per_minute)
-        self._exists: bool | None = None  # whether the line's resource exists, once read
 
     def now(self) -> datetime:
         return now()
@@ -44,11 +47,18 @@ class RateSlots:
     def taken_until(self) -> datetime | None:
         """When the next slot is free, if the line holds one."""
         value = self._workspace.get(self._path)
-        self._exists = value is not None
         try:
-            return datetime.fromisoformat(value["next_free"]) if isinstance(value, dict) else None
+            free = datetime.fromisoformat(value["next_free"]) if isinstance(value, dict) else None
         except (TypeError, KeyError, ValueError):
-            return None  # one this version cannot read: a new line starts
+            free = None
+        if free is None:
+            return None  # none yet, or one this version cannot read: a new line starts
+        if free.tzinfo is None or free > now() + MAX_AHEAD:
+            # Not one a job wrote (an edit by hand, a worker's clock far off): trusting it
+            # would hold every event back.
+            log.warning("rate-limit line %s: an unusable time; a new line starts", self._path)
+            return None
+        return free
 
     def take(self, earliest: datetime, free: datetime | None = None) -> datetime:
         """Take the first free slot at or after `earliest`; when it starts. `free`: what
@@ -56,7 +66,5 @@ class RateSlots:
         free = free if free is not None else self.taken_until()
         slot = max(earliest, free) if free else earliest
         value = {"next_free": (slot + self._interval).isoformat()}
-        if self._exists or not self._workspace.create(self._path, value, "state"):
-            self._workspace.update(self._path, value)
-        self._exists = True
+        self._workspace.upsert(self._path, value, "state")
         return slot

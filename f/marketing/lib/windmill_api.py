@@ -64,6 +64,7 @@ class Workspace(Protocol):
     def get(self, path: str) -> Any | None: ...
     def create(self, path: str, value: Any, resource_type: str) -> bool: ...
     def update(self, path: str, value: Any) -> None: ...
+    def upsert(self, path: str, value: Any, resource_type: str) -> None: ...
     def delete(self, path: str) -> None: ...
     def list_paths(self, path_start: str) -> list[dict[str, Any]]: ...
     def queue_job(
@@ -128,6 +129,27 @@ class WindmillApi(ServiceClient):
                 status=400,
             )
         return True
+
+    def upsert(self, path: str, value: Any, resource_type: str) -> None:
+        """Create or overwrite it in one call. Unlike update_value, which answers 200 having
+        changed nothing for a user who may read but not write, a refusal is an error here:
+        `INSERT … ON CONFLICT DO UPDATE` fails on the row-level security policy
+        (windmill-api resources.rs create_resource, `update_if_exists`)."""
+        response: httpx.Response = self.http.request(
+            "POST",
+            f"{self._prefix}/create",
+            action=f"write resource {path}",
+            params={"update_if_exists": "true"},
+            json={"path": path, "value": value, "resource_type": resource_type},
+            ok_statuses=(400,),
+        )
+        if response.status_code == 400:
+            raise ServiceError(
+                "Windmill",
+                f"write resource {path}",
+                read_error(response) + " (the job's user needs write access to the folder)",
+                status=400,
+            )
 
     def update(self, path: str, value: Any) -> None:
         self.http.request(
@@ -326,6 +348,9 @@ class LocalWorkspace:
     def update(self, path: str, value: Any) -> None:
         if path in self._values:
             self._values[path] = value
+
+    def upsert(self, path: str, value: Any, resource_type: str) -> None:
+        self._values[path] = value
 
     def delete(self, path: str) -> None:
         self._values.pop(path, None)
