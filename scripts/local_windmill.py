@@ -107,10 +107,10 @@ def mocked_workspace(resources: dict[str, Any], logs: TextIO | None = None) -> I
         json.dump({"resources": resources, "variables": {}}, mock)
     os.environ["WM_MOCKED_API_FILE"] = mock.name
     os.environ.setdefault("WM_WORKSPACE", "local")
-    handler = log_to(logs or sys.stderr)
+    kept, log.handlers = log.handlers, []  # this command chooses where its log lines go
+    log_to(logs or sys.stderr)
     try:
         yield
     finally:
-        if handler:
-            log.removeHandler(handler)
+        log.handlers = kept
         os.unlink(mock.name)

@@ -2,25 +2,31 @@
 --apply add what is missing, exactly as the Windmill script does.
 
 Credentials come from scripts/credentials.local.json (see credentials.example.json), the
-routing from scripts/examples/routing.resource.json unless --routing names another file.
-Windmill's own part (who may write the folder) is checked only when run in Windmill.
+routing from scripts/examples/routing.resource.json unless --routing names another file; both
+are checked before any call. Windmill's own part (who may write the folder) is checked only
+when run in Windmill. Each check is printed once; with --json, stdout is one JSON document
+whatever the outcome (log lines go to stderr).
 
-    python scripts/setup_local.py [--apply] [--test-message] [--credentials FILE] [--routing FILE]
+    python scripts/setup_local.py [--apply] [--test-message] [--credentials FILE]
+                                  [--routing FILE] [--json]
 """
 
 import argparse
 import json
 import sys
-from pathlib import Path
+from typing import Any
 
 from local_windmill import (
     CREDENTIALS,
     ROUTING,
     SetupProblem,
+    given_path,
     mocked_workspace,
     read_credentials,
     read_routing,
 )
+
+USAGE_ERROR = 2
 
 
 def main() -> int:
@@ -32,32 +38,37 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
 
-    credentials = Path(args.credentials)
+    def finish(code: int, line: str, result: dict[str, Any]) -> int:
+        if args.json:
+            print(json.dumps(result, indent=2, ensure_ascii=False))
+        print(line, file=sys.stderr if code or args.json else sys.stdout)
+        return code
+
+    credentials = given_path(args.credentials)
     try:
         if not credentials.exists():
             raise SetupProblem(
                 f"no credentials at {credentials}: copy scripts/credentials.example.json there "
                 f"and fill it in"
             )
-        resources = read_routing(Path(args.routing)) | read_credentials(credentials)
+        resources = read_routing(given_path(args.routing)) | read_credentials(credentials)
     except SetupProblem as problem:
-        print(f"setup: {problem}", file=sys.stderr)
-        return 2
+        return finish(USAGE_ERROR, f"setup: {problem}", {"ok": False, "error": str(problem)})
 
-    with mocked_workspace(resources):
-        from f.marketing.lib.errors import SetupIncomplete
+    # The job logs its report: the output itself, unless the output is JSON.
+    with mocked_workspace(resources, logs=sys.stderr if args.json else sys.stdout):
+        from f.marketing.lib.errors import MarketingError, SetupIncomplete
         from f.marketing.setup import main as setup
 
         try:
             result = setup(apply=args.apply, send_test_message=args.test_message)
         except SetupIncomplete as exc:
-            print(f"Set-up incomplete: {exc}", file=sys.stderr)
-            return 1
-    if args.json:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-    else:
-        print(f"Ready for events: {result['summary']}")
-    return 0
+            # The report above has every check; the message's first line is the verdict.
+            verdict = str(exc).splitlines()[0]
+            return finish(1, f"setup: set-up incomplete: {verdict}", exc.result)
+        except MarketingError as exc:
+            return finish(1, f"setup: {exc}", {"ok": False, "error": str(exc)})
+    return finish(0, f"Ready for events: {result['summary']}", result)
 
 
 if __name__ == "__main__":

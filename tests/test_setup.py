@@ -302,11 +302,14 @@ def test_scripts_setup_prepares_a_fresh_install_from_the_credentials_file(
     setup_local = "scripts/setup_local.py"
 
     assert run_local(monkeypatch, "--credentials", str(credentials), script=setup_local) == 1
-    assert "Set-up incomplete: 15 check(s) would make events fail" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip() == (
+        "setup: set-up incomplete: 15 check(s) would make events fail "
+        "(run with apply to add what is missing):"
+    )
 
     code = run_local(monkeypatch, "--apply", "--credentials", str(credentials), script=setup_local)
     assert code == 0
-    assert capsys.readouterr().out.startswith("Ready for events:")
+    assert capsys.readouterr().out.splitlines()[-1].startswith("Ready for events: ")
     assert sorted(s["alias"] for s in services.mautic.segments.values()) == sorted(SEGMENTS)
 
 
@@ -316,3 +319,81 @@ def test_scripts_setup_without_credentials_says_so_in_one_line(monkeypatch, tmp_
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("setup: no credentials at ")
     assert len(err.strip().splitlines()) == 1
+
+
+SETUP_LOCAL = "scripts/setup_local.py"
+
+
+def credentials_file(services, tmp_path, **changes) -> str:
+    resources = services.resources()
+    for path, fields in changes.items():
+        resources[f"f/marketing/{path}"] |= fields
+    credentials = tmp_path / "credentials.local.json"
+    credentials.write_text(json.dumps(resources))
+    return str(credentials)
+
+
+def test_scripts_setup_prints_each_check_once(services, monkeypatch, tmp_path, capsys):
+    fresh_stand_ins(services)
+    credentials = credentials_file(services, tmp_path)
+    assert run_local(monkeypatch, "--credentials", credentials, script=SETUP_LOCAL) == 1
+    captured = capsys.readouterr()
+    shown = [line.removeprefix("INFO ") for line in (captured.out + captured.err).splitlines()]
+    check_lines = [line for line in shown if line.startswith(("OK ", "FAILED ", "WARNING "))]
+    assert check_lines and len(check_lines) == len(set(check_lines))
+    assert any("mautic   segment active" in line for line in check_lines)
+    assert len(captured.err.strip().splitlines()) == 1  # the verdict, after the report
+
+
+@pytest.mark.parametrize("outcome", ["ready", "incomplete", "no-credentials", "bad-credentials"])
+def test_scripts_setup_json_is_one_document_whatever_the_outcome(
+    services, monkeypatch, tmp_path, capsys, outcome
+):
+    credentials = credentials_file(services, tmp_path)
+    if outcome == "incomplete":
+        fresh_stand_ins(services)
+    elif outcome == "no-credentials":
+        credentials = str(tmp_path / "none.json")
+    elif outcome == "bad-credentials":
+        credentials = credentials_file(services, tmp_path, twenty={"base_url": 8080})
+    apply = ["--apply"] if outcome == "ready" else []
+    code = run_local(
+        monkeypatch, "--json", *apply, "--credentials", credentials, script=SETUP_LOCAL
+    )
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)  # one document, nothing else on stdout
+    assert code == {"ready": 0, "incomplete": 1}.get(outcome, 2)
+    assert document["ok"] is (outcome == "ready")
+    if outcome in {"ready", "incomplete"}:
+        assert document["checks"]
+    else:
+        assert document["error"] and "Traceback" not in captured.err
+        assert services.total_calls == 0
+
+
+def test_apply_is_not_suggested_for_what_apply_cannot_fix(services, monkeypatch, tmp_path, capsys):
+    credentials = credentials_file(services, tmp_path, twenty={"api_key": "wrong-key"})
+    assert run_local(monkeypatch, "--credentials", credentials, script=SETUP_LOCAL) == 1
+    captured = capsys.readouterr()
+    assert "fix them as each says: apply does not add these" in captured.err
+    assert "run with apply" not in captured.err
+    assert "wrong-key" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"twenty": {"base_url": 8080}}, "base_url: Input should be a valid string"),
+        ({"mautic": {"user": "x"}}, "user: Extra inputs are not permitted"),
+        ({"mautic": {"base_url": "mautic.acme.test"}}, "base_url: Value error, must start with"),
+    ],
+)
+def test_scripts_setup_refuses_credentials_of_the_wrong_shape_before_any_call(
+    services, monkeypatch, tmp_path, capsys, change, expected
+):
+    credentials = credentials_file(services, tmp_path, **change)
+    assert run_local(monkeypatch, "--credentials", credentials, script=SETUP_LOCAL) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("setup: ") and expected in err and len(err.strip().splitlines()) == 1
+    assert "mautic.acme.test" not in err
+    assert services.total_calls == 0

@@ -99,8 +99,7 @@ def main(
         log.info(line)
     if report.blocking:
         raise SetupIncomplete(
-            f"{len(report.blocking)} check(s) would make events fail "
-            f"({'after apply' if apply else 'run with apply to add what is missing'}):\n"
+            f"{len(report.blocking)} check(s) would make events fail ({report.advice()}):\n"
             + "\n".join(c.line() for c in report.blocking)
             + f"\n{report.counts()}",
             report.result(),

@@ -13,13 +13,11 @@ def log_to_stdout() -> logging.Logger:
     return log
 
 
-def log_to(stream: TextIO) -> logging.Handler | None:
-    """Send the log lines to `stream` unless they already go somewhere (the first call wins,
-    so a local command that chose stderr keeps it); the handler added, if any."""
-    if log.handlers:
-        return None
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    return handler
+def log_to(stream: TextIO) -> None:
+    """Send the log lines to `stream` unless they already go somewhere: the first call wins,
+    so a local command that chose stderr keeps it when the job asks for stdout."""
+    if not log.handlers:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)

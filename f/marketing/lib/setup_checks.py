@@ -65,7 +65,7 @@ def _type_fits(
 def _may_create(report: Report, service: str, subject: str, missing: str, how: str) -> bool:
     """With apply, go ahead; without, report the field missing and how to add it by hand."""
     if not report.apply:
-        report.add(service, subject, "failed", missing, fix=f"run setup with apply, or {how}")
+        report.for_apply(service, subject, missing, how)
     return report.apply
 
 
@@ -161,9 +161,9 @@ def _twenty_plan_options(
         return
     shown = ", ".join(sorted(wanted.values()))
     if not report.apply:
-        report.add(
-            "twenty", subject, "failed", f"SELECT without the options {shown}",
-            fix="run setup with apply, or add them under Settings > Data model > People",
+        report.for_apply(
+            "twenty", subject, f"SELECT without the options {shown}",
+            "add them under Settings > Data model > People",
         )  # fmt: skip
         return
     added = options + _options(wanted, start=len(options))
@@ -327,9 +327,9 @@ def _missing_segment(
             "which setup with apply creates",
         )  # fmt: skip
     elif not report.apply:
-        report.add(
-            "mautic", subject, "failed", "no segment has this alias",
-            fix="run setup with apply, or create a segment with this alias in Mautic",
+        report.for_apply(
+            "mautic", subject, "no segment has this alias",
+            "create a segment with this alias in Mautic",
         )  # fmt: skip
     elif see_all is False:
         # It may exist but be hidden: creating it would make a second one.

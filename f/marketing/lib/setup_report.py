@@ -16,6 +16,7 @@ class Check:
     detail: str = ""
     fix: str = ""
     blocking: bool = True
+    by_apply: bool = False  # what setup with apply adds
 
     def line(self) -> str:
         text = f"{self.status.upper():8} {self.service:8} {self.subject}"
@@ -31,6 +32,11 @@ class Report:
     def add(self, service: str, subject: str, status: str, detail: str = "", **kw: Any) -> None:
         self.checks.append(Check(service, subject, status, detail, **kw))
 
+    def for_apply(self, service: str, subject: str, missing: str, by_hand: str) -> None:
+        """Something missing that apply adds (the check ran without apply)."""
+        fix = f"run setup with apply, or {by_hand}"
+        self.add(service, subject, "failed", missing, fix=fix, by_apply=True)
+
     def attempt(
         self, service: str, subject: str, action: Callable[[], object], blocking: bool = True
     ) -> bool:
@@ -45,6 +51,17 @@ class Report:
     @property
     def blocking(self) -> list[Check]:
         return [c for c in self.checks if c.status == "failed" and c.blocking]
+
+    def advice(self) -> str:
+        """What to do about the blocking checks: apply only where apply can help."""
+        if self.apply:
+            return "after apply: fix them as each says"
+        by_apply = [c.by_apply for c in self.blocking]
+        if all(by_apply):
+            return "run with apply to add what is missing"
+        if any(by_apply):
+            return "run with apply to add what is missing; fix the others as each says"
+        return "fix them as each says: apply does not add these"
 
     def counts(self) -> str:
         statuses = ["ok", "fixed", "warning", "failed"]
