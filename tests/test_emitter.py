@@ -124,6 +124,21 @@ def test_missing_configuration_sends_nothing_and_warns_once(
     assert em.stats().unconfigured == 3
 
 
+@pytest.mark.parametrize("sync", [False, True])
+def test_an_emitter_with_no_destination_still_refuses_an_invalid_event(
+    make_emitter, caplog, monkeypatch, sync
+):
+    monkeypatch.delenv("WINDMILL_WEBHOOK_URL", raising=False)
+    monkeypatch.delenv("WINDMILL_API_TOKEN", raising=False)
+    em = make_emitter(None, None, sync=sync)
+    with caplog.at_level(logging.ERROR, logger="f.marketing.emitter"):
+        assert register(em, plan="") is None
+    assert "plan: must not be empty" in caplog.text
+    delivery = em.deliver({"event": "user.churned", "email": "nope", "timestamp": "x"})
+    assert not delivery.delivered and "email: not a valid email address" in delivery.reason
+    assert em.stats().invalid == 2 and em.stats().unconfigured == 0
+
+
 def test_configuration_comes_from_the_environment(receiver, monkeypatch):
     monkeypatch.setenv("WINDMILL_WEBHOOK_URL", receiver.url)
     monkeypatch.setenv("WINDMILL_API_TOKEN", TOKEN)

@@ -131,14 +131,15 @@ class Emitter:
 
     def deliver(self, body: dict[str, Any]) -> Delivery:
         """Deliver one event now, in this thread, with retries; report how it went."""
-        if self._target is None:
-            self._warn_unconfigured()
-            return Delivery("", False, reason="WINDMILL_WEBHOOK_URL or WINDMILL_API_TOKEN unset")
         try:
-            event = parse_event(body)
+            event = parse_event(body)  # configured or not: a contract bug shows everywhere
         except MarketingError as exc:
             self._stats.invalid += 1
             return Delivery("", False, reason=str(exc))
+        if self._target is None:
+            self._stats.unconfigured += 1
+            self._warn_unconfigured()
+            return Delivery("", False, reason="WINDMILL_WEBHOOK_URL or WINDMILL_API_TOKEN unset")
         return self._send(Item(str(uuid.uuid4()), event))
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -157,12 +158,13 @@ class Emitter:
     # --- internals ------------------------------------------------------------------------
 
     def _emit(self, body: dict[str, Any]) -> str | None:
+        # Validated first, so that a developer's machine with no webhook shows contract bugs.
+        event = self._validate(body)
+        if event is None:
+            return None
         if self._target is None:
             self._stats.unconfigured += 1
             self._warn_unconfigured()
-            return None
-        event = self._validate(body)
-        if event is None:
             return None
         item = Item(str(uuid.uuid4()), event)
         if self.sync:
