@@ -56,7 +56,7 @@ def test_an_event_from_flags(receiver):
 
 def test_a_refused_event_exits_non_zero_with_the_reason(receiver):
     done = send(receiver, "--event", "user.registered", "--email", "jane@acme.com")
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "plan: required" in done.stderr and "marketingConsent: required" in done.stderr
     assert receiver.received == []
 
@@ -70,5 +70,27 @@ def test_windmill_refusing_the_job_exits_non_zero_without_leaking_the_token(rece
 
 def test_missing_configuration_is_explained(receiver):
     done = send(receiver, "scripts/examples/user_churned.json", env={"WINDMILL_API_TOKEN": ""})
-    assert done.returncode == 1
-    assert "WINDMILL_WEBHOOK_URL or WINDMILL_API_TOKEN" in done.stderr
+    assert done.returncode == 2
+    assert "set WINDMILL_WEBHOOK_URL" in done.stderr and "WINDMILL_API_TOKEN" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "send_event: not sent: no event file at "),
+        ("{not json", "is not valid JSON"),
+        ('[{"event": "user.churned"}]', "must hold one event, a JSON object"),
+        (b"\xff\xfe", "cannot read the event file"),
+    ],
+)
+def test_an_event_file_that_cannot_be_sent_gives_one_line(receiver, tmp_path, content, expected):
+    event = tmp_path / "event.json"
+    if isinstance(content, bytes):
+        event.write_bytes(content)
+    elif content is not None:
+        event.write_text(content)
+    done = send(receiver, str(event))
+    assert done.returncode == 2
+    assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr and receiver.received == []
