@@ -7,6 +7,8 @@ job can still import it (scripts/retired_scripts.py); until then each deploy say
 
 Without --base-url it uses the CLI's active workspace profile (`scripts/wmill workspace add`
 once). The CLI is the one pinned in tests/windmill (installed with npm on first use).
+Before anything is read or pushed it checks Node.js, the CLI, the metadata, the token and the
+workspace; each failure is one line (exit 2: fix the input; exit 1: Windmill or npm failed).
 """
 
 import argparse
@@ -17,11 +19,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from retired_scripts import DeployApi, Target, what_waits  # noqa: E402
+from deploy_api import DeployApi, Target  # noqa: E402
+from retired_scripts import what_waits  # noqa: E402
 
 from f.marketing.lib.errors import ServiceError  # noqa: E402
 
@@ -36,7 +40,34 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class DeployFailed(Exception):
-    """One line for the person deploying."""
+    """One line for the person deploying: Windmill or npm failed (exit 1)."""
+
+    exit_code = 1
+
+
+class BadInput(DeployFailed):
+    """What the person deploying gave, or their machine, is wrong (exit 2)."""
+
+    exit_code = 2
+
+
+# What `wmill sync push` prints that does not apply here, and why it is left out.
+CLI_NOISE = (
+    "Running lint validation before push",
+    "Lint passed (0 file(s) validated",
+)
+STALE_WARNING = "Stale scripts metadata found"
+STALE_ENTRY = re.compile(r"\S+ \(\w+\)")  # "f/marketing/setup (python3)"
+INIT_ADVICE = (
+    "the 'workspaces' section is recommended in wmill.yaml",
+    "Consider adding a workspaces section",
+    "Run 'wmill init' to recreate the configuration file",
+)
+IGNORED_ADVICE = (
+    "left out the CLI's 'stale scripts metadata' list: ignore its advice to run `wmill "
+    "generate-metadata`, which would point every .script.yaml at lock files this repository "
+    "does not have (Windmill resolves the locks on deploy; our metadata check passed)"
+)
 
 
 def main() -> int:
@@ -50,60 +81,68 @@ def main() -> int:
         deploy(args)
     except DeployFailed as problem:
         print(f"deploy: {problem}", file=sys.stderr)
-        return 1
+        return problem.exit_code
     return 0
 
 
 def deploy(args: argparse.Namespace) -> None:
+    target, options = connection(args)
+    node = shutil.which("node")
+    if node is None:
+        raise BadInput("needs Node.js 20 or newer on PATH, for windmill-cli (https://nodejs.org)")
     cli = find_cli()
-    connection = connection_options(args)
-    check_metadata()
+    check_metadata(node)
+    with DeployApi.connect(target) as api:
+        check_access(api, target)
+        push(args, cli, options, api)
+
+
+def push(args: argparse.Namespace, cli: str, options: list[str], api: DeployApi) -> None:
     verb = "would push" if args.dry_run else "pushing"
     for spec in sorted(RESOURCE_TYPES.glob("*.resource-type.json")):
         name = spec.name.removesuffix(".resource-type.json")
         local = json.loads(spec.read_text(encoding="utf-8"))
-        remote = get_json(cli, connection, "resource-type", name)
+        remote = get_json(cli, options, "resource-type", name)
         if remote is not None and {k: remote.get(k) for k in local} == local:
             print(f"resource type {name}: up to date")
             continue
         print(f"resource type {name}: {verb} ({'new' if remote is None else 'changed'})")
         if not args.dry_run:
-            run(cli, connection, "resource-type", "push", str(spec), name)
+            run(cli, options, "resource-type", "push", str(spec), name)
 
-    if get_json(cli, connection, "resource", ROUTING_PATH) is not None:
+    if get_json(cli, options, "resource", ROUTING_PATH) is not None:
         print(f"resource {ROUTING_PATH}: exists, kept as it is")
     else:
         print(f"resource {ROUTING_PATH}: {verb} the example routing (none yet)")
         if not args.dry_run:
-            run(cli, connection, "resource", "push", str(ROUTING_EXAMPLE), ROUTING_PATH)
+            run(cli, options, "resource", "push", str(ROUTING_EXAMPLE), ROUTING_PATH)
 
     # --keep-deleted: a plain push archives what the repository lost before it creates the
     # rest, so a job still running an earlier version would not find the modules it imports.
     sync = ["sync", "push", "--yes", "--keep-deleted", *(["--dry-run"] if args.dry_run else [])]
-    retired = retired_scripts(cli, connection)
+    retired = retired_scripts(cli, options)
     if not retired:
-        run(cli, connection, *sync, capture=False)
+        sync_push(cli, options, sync)
         return
     names, pushed = ", ".join(retired), False
     try:
-        with DeployApi.connect(api_target(args)) as api:
-            # Read before the push: until its versions have their locks, webhooks run these.
-            importers, waiting = what_waits(api, FOLDER, retired, ENTRY_SCRIPTS)
-            run(cli, connection, *sync, capture=False)
-            pushed = True
-            if not waiting and not args.dry_run:
-                waiting = importers.of_queue(FOLDER)  # and jobs queued during the push
-            if waiting:
-                print(
-                    f"kept {names}: no longer in this repository, but {waiting.describe()}; "
-                    "scripts/deploy archives them once nothing does"
-                )
-            elif args.dry_run:
-                print(f"would archive {names}: gone from this repository, and nothing imports them")
-            else:
-                for path in retired:
-                    api.archive(path)
-                    print(f"archived {path}: no longer in this repository, and nothing imports it")
+        # Read before the push: until its versions have their locks, webhooks run these.
+        importers, waiting = what_waits(api, FOLDER, retired, ENTRY_SCRIPTS)
+        sync_push(cli, options, sync)
+        pushed = True
+        if not waiting and not args.dry_run:
+            waiting = importers.of_queue(FOLDER)  # and jobs queued during the push
+        if waiting:
+            print(
+                f"kept {names}: no longer in this repository, but {waiting.describe()}; "
+                "scripts/deploy archives them once nothing does"
+            )
+        elif args.dry_run:
+            print(f"would archive {names}: gone from this repository, and nothing imports them")
+        else:
+            for path in retired:
+                api.archive(path)
+                print(f"archived {path}: no longer in this repository, and nothing imports it")
     except ServiceError as problem:
         done = "pushed; run scripts/deploy again to archive" if pushed else "nothing pushed"
         raise DeployFailed(f"{problem} ({done})") from None
@@ -116,11 +155,95 @@ def deploy(args: argparse.Namespace) -> None:
         )
 
 
-def retired_scripts(cli: str, connection: list[str]) -> list[str]:
+def check_access(api: DeployApi, target: Target) -> None:
+    """Stop before anything is pushed when the workspace or the token is wrong: the CLI would
+    report each resource type as new, then fail on the first write. Windmill answers a
+    workspaced call 401 alike for an unknown token and for a workspace its user is not in
+    (or that does not exist), so the instance-wide `workspaces/exists` tells them apart: it
+    refuses an unknown token and a token scoped to one workspace."""
+    where = f"workspace {target.workspace!r} on {_host(target.base_url)}"
+    refused: ServiceError | None = None
+    try:
+        user = api.whoami()
+    except ServiceError as problem:
+        if problem.status != 401:
+            raise DeployFailed(f"{problem} (nothing pushed)") from None
+        refused = problem
+    else:
+        # A superadmin is answered for any workspace id, existing or not.
+        if not (user.get("non_member") or user.get("role") == "superadmin"):
+            print(f"deploying to {where} as {user.get('username') or 'the token user'}")
+            return
+    try:
+        exists = api.workspace_exists()
+    except ServiceError as problem:
+        if problem.status != 401 or refused is None:
+            raise DeployFailed(f"{problem} (nothing pushed)") from None
+        raise BadInput(
+            f"Windmill refused the token{refused.reason}: it is unknown, expired, or made "
+            f"for another workspace; create one for {where} under Account settings > "
+            "Tokens (nothing pushed)"
+        ) from None
+    if not exists:
+        raise BadInput(
+            f"{where} does not exist: its id is under Workspace settings > General "
+            "(not its name), and `scripts/wmill workspace list` shows the stored ones "
+            "(nothing pushed)"
+        )
+    if refused is not None:
+        raise BadInput(
+            f"the token's user is not a member of {where}{refused.reason}: add them to it, "
+            "or use a member's token (nothing pushed)"
+        )
+    print(f"deploying to {where} as a superadmin")
+
+
+def sync_push(cli: str, options: list[str], sync: list[str]) -> None:
+    """`wmill sync push`, its output shown without the advice that does not apply here."""
+    done = subprocess.run(
+        [cli, *sync, *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_cli_env(),
+    )
+    output = ANSI.sub("", done.stdout)
+    shown, left_out = cli_report(output)
+    print(shown, end="" if shown.endswith("\n") or not shown else "\n")
+    if left_out:
+        print(f"deploy: {IGNORED_ADVICE}")
+    if done.returncode != 0:
+        raise DeployFailed(f"`wmill {' '.join(sync)}` failed: {_last_line(output)}")
+
+
+def cli_report(output: str) -> tuple[str, bool]:
+    """The CLI's output without its lint line (it validates flows, schedules and triggers;
+    this repository has none), its 'wmill init' advice (wmill.yaml is ours, and a push names
+    its workspace) and its stale metadata list (empty locks are how this repository deploys).
+    Whether the stale list was left out."""
+    kept: list[str] = []
+    left_out = listing = False
+    for line in output.splitlines():
+        bare = line.strip()
+        if listing and STALE_ENTRY.fullmatch(bare):
+            continue
+        listing = False
+        if STALE_WARNING in bare:
+            listing = left_out = True
+            continue
+        if any(noise in bare for noise in (*CLI_NOISE, *INIT_ADVICE)):
+            continue
+        if kept and not bare and not kept[-1].strip():
+            continue
+        kept.append(line)
+    return "\n".join(kept).strip("\n") + ("\n" if kept else ""), left_out
+
+
+def retired_scripts(cli: str, options: list[str]) -> list[str]:
     """The scripts under f/marketing that the workspace has and this repository does not
     (what a plain `sync push` would delete), read from the CLI's dry run."""
     done = subprocess.run(
-        [cli, "sync", "push", "--dry-run", "--json-output", *connection],
+        [cli, "sync", "push", "--dry-run", "--json-output", *options],
         capture_output=True,
         text=True,
         env=_cli_env(),
@@ -139,13 +262,20 @@ def retired_scripts(cli: str, connection: list[str]) -> list[str]:
     )
 
 
-def api_target(args: argparse.Namespace) -> Target:
-    """The API and token the CLI uses: --base-url and --token, or the CLI's stored profile
-    (--workspace names it, else the active one), read where the CLI keeps it:
-    $WMILL_CONFIG_DIR or the user's config folder, then windmill/remotes.ndjson
-    (windmill-cli 1.819 getConfigDirPath, getActiveWorkspace)."""
+def connection(args: argparse.Namespace) -> tuple[Target, list[str]]:
+    """Where the deploy goes, for our own calls and as the CLI's options: --base-url and
+    --token, or a profile of the CLI (--workspace names it, else the active one), read where
+    the CLI keeps them: $WMILL_CONFIG_DIR or the user's config folder, then
+    windmill/remotes.ndjson (windmill-cli 1.819 getConfigDirPath, getActiveWorkspace). The
+    CLI is always given --workspace: without it, in a git clone, it advises `wmill init`."""
     if args.base_url:
-        return Target(args.base_url, args.workspace, args.token or os.environ["WM_TOKEN"])
+        token = args.token or os.environ.get("WM_TOKEN")
+        if not (args.workspace and token):
+            raise BadInput("--base-url needs --workspace and --token (or WM_TOKEN)")
+        if not args.base_url.startswith(("http://", "https://")):
+            raise BadInput("--base-url must start with https:// (or http://)")
+        options = ["--base-url", args.base_url, "--workspace", args.workspace, "--token", token]
+        return Target(args.base_url, args.workspace, token), options
     store = _cli_config_dir() / "windmill"
     name = args.workspace
     if not name:
@@ -158,10 +288,20 @@ def api_target(args: argparse.Namespace) -> Target:
     except OSError:
         lines = []
     for line in lines:
-        profile = json.loads(line) if len(line) > 2 else {}
-        if profile.get("name") == name:
-            return Target(profile["remote"], profile["workspaceId"], profile["token"])
-    raise DeployFailed(
+        try:
+            profile = json.loads(line) if len(line) > 2 else {}
+            if profile.get("name") == name:
+                target = Target(profile["remote"], profile["workspaceId"], profile["token"])
+                return target, ["--workspace", name]
+        except (ValueError, KeyError, AttributeError):
+            raise BadInput(f"{store / 'remotes.ndjson'} is not the CLI's profile list") from None
+    if not name:
+        raise BadInput(
+            "no workspace given and no active CLI profile: `scripts/wmill workspace add "
+            "<name> <workspace id> <url> --token <token>` once, or pass --base-url, "
+            "--workspace and --token"
+        )
+    raise BadInput(
         f"no workspace profile {name!r} in {store}: `scripts/wmill workspace add` it, "
         "or pass --base-url, --workspace and --token"
     )
@@ -197,42 +337,49 @@ def find_cli() -> str:
     if not PINNED_CLI.exists():
         npm = shutil.which("npm")
         if npm is None:
-            raise DeployFailed("needs Node.js and npm for windmill-cli (https://nodejs.org)")
+            raise BadInput(
+                "needs npm (it comes with Node.js) for windmill-cli (https://nodejs.org)"
+            )
         print("deploy: installing the pinned windmill-cli (npm ci --prefix tests/windmill)")
-        subprocess.run(
-            [npm, "ci", "--prefix", str(PINNED_CLI.parents[2]), "--no-audit", "--no-fund"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        done = subprocess.run(
+            [npm, "ci", "--prefix", str(PINNED_CLI.parents[2]), "--no-audit", "--no-fund",
+             "--loglevel=error"],
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        if done.returncode != 0 or not PINNED_CLI.exists():
+            said = _last_line(done.stderr + done.stdout)
+            raise DeployFailed(
+                f"`npm ci --prefix tests/windmill` failed: {said} (npm's registry must be "
+                "reachable; run it again, or see npm's log it names)"
+            )
     return str(PINNED_CLI)
 
 
-def connection_options(args: argparse.Namespace) -> list[str]:
-    if args.base_url:
-        token = args.token or os.environ.get("WM_TOKEN")
-        if not (args.workspace and token):
-            raise DeployFailed("--base-url needs --workspace and --token (or WM_TOKEN)")
-        return ["--base-url", args.base_url, "--workspace", args.workspace, "--token", token]
-    return ["--workspace", args.workspace] if args.workspace else []
-
-
-def check_metadata() -> None:
+def check_metadata(node: str) -> None:
+    """The .script.yaml files are what Windmill makes of the code: stale, the form and the
+    preprocessor flag would be wrong. Exit 1 is stale, exit 2 Windmill's packages missing."""
     done = subprocess.run(
-        ["node", str(ROOT / "scripts" / "generate_metadata.mjs"), "--check"],
+        [node, str(ROOT / "scripts" / "generate_metadata.mjs"), "--check"],
         capture_output=True,
         text=True,
     )
-    if done.returncode != 0:
-        raise DeployFailed(
+    if done.returncode == 1 and "stale Windmill metadata" in done.stdout:
+        raise BadInput(
             "the scripts' Windmill metadata is stale: run "
             "`node scripts/generate_metadata.mjs` and commit the result"
         )
+    if done.returncode != 0:
+        # A crash: Node prints the stack, then its version; the error line says what.
+        errors = [line for line in done.stderr.splitlines() if re.match(r"\w*Error\b", line)]
+        said = errors[0] if errors else _last_line(done.stderr + done.stdout)
+        raise BadInput(f"checking the scripts' metadata failed: {said}")
 
 
-def get_json(cli: str, connection: list[str], kind: str, name: str) -> dict | None:
+def get_json(cli: str, options: list[str], kind: str, name: str) -> dict | None:
     """The remote item, or None when the workspace has none; any other answer stops here."""
     done = subprocess.run(
-        [cli, kind, "get", name, "--json", *connection],
+        [cli, kind, "get", name, "--json", *options],
         capture_output=True,
         text=True,
         env=_cli_env(),
@@ -246,9 +393,9 @@ def get_json(cli: str, connection: list[str], kind: str, name: str) -> dict | No
     raise DeployFailed(f"reading {kind} {name}: {_last_line(output)}")
 
 
-def run(cli: str, connection: list[str], *command: str, capture: bool = True) -> None:
+def run(cli: str, options: list[str], *command: str, capture: bool = True) -> None:
     done = subprocess.run(
-        [cli, *command, *connection],
+        [cli, *command, *options],
         capture_output=capture,
         text=True,
         env=_cli_env(),
@@ -256,6 +403,10 @@ def run(cli: str, connection: list[str], *command: str, capture: bool = True) ->
     if done.returncode != 0:
         output = ANSI.sub("", (done.stdout or "") + (done.stderr or ""))
         raise DeployFailed(f"`wmill {' '.join(command)}` failed: {_last_line(output)}")
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url
 
 
 def _cli_env() -> dict[str, str]:

@@ -4,6 +4,7 @@
 //
 //   node scripts/generate_metadata.mjs            write or update the files
 //   node scripts/generate_metadata.mjs --check    change nothing; exit 1 if a file is stale
+//                                                 (exit 2: the packages are not installed)
 //   node scripts/generate_metadata.mjs --synced PATH...   print {path: deployed?} as JSON
 //
 // Three choices of ours: the lock is never resolved here (a new file gets `lock: ''`); the
@@ -19,11 +20,21 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const require = createRequire(join(root, "tests", "windmill", "package.json"));
-const load = async (name) => import(pathToFileURL(require.resolve(name)).href);
+// Exit 2, in one line, when Windmill's packages are not installed: stale metadata is exit 1.
+const resolve = (name) => {
+  try {
+    return require.resolve(name);
+  } catch {
+    console.error("generate_metadata: Windmill's packages are not installed in tests/windmill: "
+      + "run `npm ci --prefix tests/windmill`");
+    process.exit(2);
+  }
+};
+const load = async (name) => import(pathToFileURL(resolve(name)).href);
 const YAML = (await load("yaml")).default;
 const { minimatch } = await load("minimatch");
 const { argSigToJsonSchemaType } = await load("windmill-utils-internal");
-const parserEntry = require.resolve("windmill-parser-wasm-py");
+const parserEntry = resolve("windmill-parser-wasm-py");
 const { initSync, parse_python } = await import(pathToFileURL(parserEntry).href);
 initSync({ module: readFileSync(join(dirname(parserEntry), "windmill_parser_wasm_bg.wasm")) });
 

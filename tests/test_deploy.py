@@ -32,12 +32,12 @@ def project(tmp_path) -> Path:
 
 
 def deploy(
-    project: Path, wm: WindmillServer, *args: str, token: str = ""
+    project: Path, wm: WindmillServer, *args: str, token: str = "", workspace: str = ""
 ) -> subprocess.CompletedProcess:
     env = {**os.environ, "HOME": str(project.parent / "home")}
     return subprocess.run(
-        [str(project / "scripts" / "deploy"), *args,
-         "--base-url", wm.url, "--workspace", wm.workspace, "--token", token or wm.token],
+        [str(project / "scripts" / "deploy"), *args, "--base-url", wm.url,
+         "--workspace", workspace or wm.workspace, "--token", token or wm.token],
         cwd=project, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
@@ -218,7 +218,9 @@ def test_a_dry_run_says_it_would_archive_and_archives_nothing(project):
 
 
 def test_a_deploy_from_a_cli_profile_reads_the_queue_with_that_profile(project):
-    """Without --base-url the deploy uses the profile `wmill workspace add` stored."""
+    """Without --base-url the deploy uses the profile `wmill workspace add` stored, and
+    names it to the CLI, which in a git clone would otherwise advise `wmill init`."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
     home = project.parent / "home"
     with WindmillServer() as wm:
         workspace_before_the_move(wm)
@@ -237,15 +239,165 @@ def test_a_deploy_from_a_cli_profile_reads_the_queue_with_that_profile(project):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "kept f/marketing/contract, f/marketing/workflow" in done.stdout
     assert ("GET", "/api/w/test/jobs/queue/list") in wm.requests
+    assert "wmill init" not in done.stdout + done.stderr
 
 
-def test_a_wrong_token_stops_the_deploy_in_one_line(project):
+def one_line(done: subprocess.CompletedProcess) -> str:
+    """The failure, which must be one line on stderr and no traceback."""
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def refused_before_any_push(wm: WindmillServer) -> None:
+    assert [w for w in wm.writes() if w != ("POST", "/api/workspaces/exists")] == []
+    assert all("/resources/" not in path for _, path in wm.requests), "nothing was read yet"
+
+
+def test_a_wrong_token_stops_the_deploy_before_anything_is_read(project):
     with WindmillServer() as wm:
         done = deploy(project, wm, token="expired-token")
+    assert done.returncode == 2
+    line = one_line(done)
+    assert line.startswith("deploy: Windmill refused the token (HTTP 401): Not authorized")
+    assert "unknown, expired, or made for another workspace" in line
+    assert "expired-token" not in done.stdout + done.stderr
+    refused_before_any_push(wm)
+
+
+def test_a_token_scoped_to_another_workspace_is_refused_as_a_token(project):
+    with WindmillServer() as wm:
+        wm.tokens["other-ws-token"] = ("staging", True)
+        done = deploy(project, wm, token="other-ws-token")
+    assert done.returncode == 2
+    assert "refused the token" in one_line(done)
+    refused_before_any_push(wm)
+
+
+def test_a_workspace_that_does_not_exist_is_named_and_nothing_is_pushed(project):
+    """Windmill answers 401 for a workspace that does not exist, as for a bad token: the
+    deploy asks the instance whether it exists, and says so, instead of "would push (new)"
+    for everything and then a failure."""
+    with WindmillServer() as wm:
+        done = deploy(project, wm, workspace="tset")
+    assert done.returncode == 2
+    line = one_line(done)
+    assert line.startswith("deploy: workspace 'tset' on 127.0.0.1:")
+    assert "does not exist" in line and "would push" not in done.stdout
+    assert ("POST", "/api/workspaces/exists") in wm.requests
+    refused_before_any_push(wm)
+
+
+def test_a_token_whose_user_is_not_a_member_says_so(project):
+    with WindmillServer() as wm:
+        wm.tokens["outsider"] = (None, False)
+        done = deploy(project, wm, token="outsider")
+    assert done.returncode == 2
+    assert "the token's user is not a member of workspace 'test'" in one_line(done)
+    refused_before_any_push(wm)
+
+
+def test_a_base_url_without_a_scheme_is_refused_up_front(project):
+    with WindmillServer() as wm:
+        done = subprocess.run(
+            [str(project / "scripts" / "deploy"), "--base-url", "windmill.example.com",
+             "--workspace", "test", "--token", wm.token],
+            cwd=project, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert one_line(done) == "deploy: --base-url must start with https:// (or http://)"
+    assert wm.requests == []
+
+
+def direct(project: Path, wm: WindmillServer, path: str, **env: str):
+    """scripts/deploy.py run by the venv's Python with this PATH: no wrapper needs a tool."""
+    return subprocess.run(
+        [str(project / ".venv" / "bin" / "python"), str(project / "scripts" / "deploy.py"),
+         "--base-url", wm.url, "--workspace", wm.workspace, "--token", wm.token],
+        cwd=project, env={**os.environ, "PATH": path, **env}, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+
+
+def tools(tmp_path: Path, **scripts: str) -> str:
+    """A PATH folder holding the real `node` and the given stand-in commands."""
+    folder = tmp_path / "bin"
+    folder.mkdir(exist_ok=True)
+    (folder / "node").symlink_to(shutil.which("node") or "node")
+    for name, body in scripts.items():
+        (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+        (folder / name).chmod(0o755)
+    return str(folder)
+
+
+def test_no_node_on_path_is_one_line_and_exit_2(project, tmp_path):
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    with WindmillServer() as wm:
+        done = direct(project, wm, str(empty))
+    assert done.returncode == 2
+    assert one_line(done).startswith("deploy: needs Node.js 20 or newer on PATH")
+    assert wm.requests == []
+
+
+def test_a_failed_npm_install_shows_npm_s_own_reason(project, tmp_path):
+    (project / "tests" / "windmill" / "node_modules").unlink()
+    npm = (
+        "echo 'npm error code EAI_AGAIN' >&2\n"
+        "echo 'npm error request to https://registry.npmjs.org/yaml failed' >&2\nexit 1"
+    )
+    with WindmillServer() as wm:
+        done = direct(project, wm, tools(tmp_path, npm=npm))
     assert done.returncode == 1
-    assert done.stderr.startswith("deploy: reading resource-type c_")
-    assert len(done.stderr.strip().splitlines()) == 1
-    assert wm.scripts == {} and wm.resources == {}
+    line = one_line(done)
+    assert line.startswith("deploy: `npm ci --prefix tests/windmill` failed: npm error request")
+    assert wm.requests == []
+
+
+def test_missing_windmill_packages_are_not_called_stale_metadata(project, tmp_path):
+    """With a CLI of one's own (WMILL), the metadata check still needs tests/windmill's
+    packages: it says to install them, and does not call the metadata stale."""
+    (project / "tests" / "windmill" / "node_modules").unlink()
+    with WindmillServer() as wm:
+        done = direct(project, wm, tools(tmp_path), WMILL=str(WMILL))
+    assert done.returncode == 2
+    line = one_line(done)
+    assert "are not installed in tests/windmill: run `npm ci --prefix tests/windmill`" in line
+    assert "stale" not in line
+    assert wm.requests == []
+
+
+def test_stale_metadata_stops_the_deploy_and_says_how_to_refresh_it(project):
+    script = project / "f" / "marketing" / "replay.py"
+    script.write_text(script.read_text().replace("def main(", "def main(\n    extra: int = 1,", 1))
+    with WindmillServer() as wm:
+        done = deploy(project, wm)
+    assert done.returncode == 2
+    assert one_line(done) == (
+        "deploy: the scripts' Windmill metadata is stale: run "
+        "`node scripts/generate_metadata.mjs` and commit the result"
+    )
+    assert wm.requests == []
+
+
+def test_the_cli_s_advice_that_would_break_the_repository_is_left_out(project):
+    """In a git clone the CLI advises `wmill init` (which rewrites wmill.yaml) unless it is
+    given a workspace, and every push lists each script as having stale metadata (empty
+    locks): the deploy says once to ignore that, and shows the rest of what the CLI said."""
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    with WindmillServer() as wm:
+        done = deploy(project, wm)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout + done.stderr
+    assert "deploying to workspace 'test' on 127.0.0.1:" in out
+    assert "wmill init" not in out
+    assert "Stale scripts metadata found" not in out and "(python3)" not in out
+    assert "Lint passed (0 file(s) validated" not in out
+    assert "\x1b[" not in out, "no colour codes"
+    assert out.count("ignore its advice to run `wmill generate-metadata`") == 1
+    assert "Creating new script f/marketing/handle_user_event" in out
+    assert "Done! All" in out
 
 
 def test_scripts_wmill_is_the_pinned_cli():

@@ -8,6 +8,13 @@ windmill-api-jobs query.rs, as read for scripts/retired_scripts.py): a create wi
 lock makes a new version whose lock is absent until its `dependencies` job (in the queue)
 resolves it; `get/p` answers the newest version; archiving archives every version of a path
 and fails on a path with none.
+
+Authentication is Windmill's (windmill-api lib.rs layers, windmill-api-auth auth.rs
+`get_opt_job_authed`, windmill-common error.rs): no token is 401 `Unauthorized`; a token
+that resolves to no user of the workspace in the URL (unknown, expired, scoped to another
+workspace, or its user not a member, whether or not the workspace exists) is 401
+`Not authorized: Unauthorized`; a global route refuses a workspace-scoped token alike.
+`POST /workspaces/exists` answers for the whole instance (its table has no row security).
 """
 
 import io
@@ -30,6 +37,9 @@ class WindmillServer:
     def __init__(self, workspace: str = "test", token: str = "deploy-token") -> None:
         self.workspace = workspace
         self.token = token
+        # Every token the instance knows: the workspace it is scoped to (None: any) and
+        # whether its user is a member of `workspace`.
+        self.tokens: dict[str, tuple[str | None, bool]] = {token: (None, True)}
         self.folders: dict[str, dict] = {}
         self.scripts: dict[str, dict] = {}
         self.resource_types: dict[str, dict] = {}
@@ -136,8 +146,16 @@ class WindmillServer:
             return 200, (body or {}).get("id") == self.workspace
         ws = re.fullmatch(rf"/api/w/{re.escape(self.workspace)}(?P<rest>/.*)", path)
         if ws is None:
-            return 404, "Workspace not found"
+            return 404, None
         rest = ws["rest"]
+        if method == "GET" and rest == "/users/whoami":
+            return 200, {
+                "email": "deployer@example.test",
+                "username": "deployer",
+                "workspace_id": self.workspace,
+                "is_admin": False,
+                "operator": False,
+            }
         fixed: dict[tuple[str, str], Any] = {
             ("GET", "/workspaces/list_ws_specific"): [],
             ("GET", "/resources/file_resource_type_to_file_ext_map"): {},
@@ -177,6 +195,23 @@ class WindmillServer:
                 return _crud(store, key, match["op"], match["id"], body)
         return 404, None
 
+    def _refusal(self, path: str, authorization: str | None) -> str | None:
+        """Why Windmill's auth layer refuses the request, or None."""
+        if path == "/api/version":
+            return None  # the CLI asks without a token
+        if not authorization:
+            return "Unauthorized"
+        scope, member = self.tokens.get(authorization.removeprefix("Bearer "), ("", False))
+        workspaced = re.fullmatch(r"/api/w/(?P<ws>[^/]+)/.*", path)
+        if scope == "":  # no such token
+            return "Not authorized: Unauthorized"
+        if workspaced is None:
+            return None if scope is None else "Not authorized: Unauthorized"
+        ws = workspaced["ws"]
+        if scope not in (None, ws) or ws != self.workspace or not member:
+            return "Not authorized: Unauthorized"
+        return None
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
@@ -193,9 +228,9 @@ class WindmillServer:
                 path = unquote(url.path)
                 with server._lock:
                     server.requests.append((self.command, path))
-                    public = path == "/api/version"  # the CLI asks without a token
-                    if not public and self.headers.get("Authorization") != f"Bearer {server.token}":
-                        status, payload = 401, "Unauthorized"
+                    refused = server._refusal(path, self.headers.get("Authorization"))
+                    if refused:
+                        status, payload = 401, refused
                     else:
                         query = dict(parse_qsl(url.query))
                         status, payload = server.route(self.command, path, body, query)
