@@ -348,7 +348,7 @@ def find_cli() -> str:
             text=True,
         )  # fmt: skip
         if done.returncode != 0 or not PINNED_CLI.exists():
-            said = _last_line(done.stderr + done.stdout)
+            said = _last_line(re.sub(r".*complete log of this run.*", "", done.stderr))
             raise DeployFailed(
                 f"`npm ci --prefix tests/windmill` failed: {said} (npm's registry must be "
                 "reachable; run it again, or see npm's log it names)"

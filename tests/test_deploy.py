@@ -341,12 +341,17 @@ def test_no_node_on_path_is_one_line_and_exit_2(project, tmp_path):
     assert wm.requests == []
 
 
+NPM_OFFLINE = (
+    "echo 'npm error code EAI_AGAIN' >&2\n"
+    "echo 'npm error request to https://registry.npmjs.org/yaml failed' >&2\n"
+    "echo 'npm error A complete log of this run can be found in: /root/.npm/_logs/x.log' >&2\n"
+    "exit 1"
+)
+
+
 def test_a_failed_npm_install_shows_npm_s_own_reason(project, tmp_path):
     (project / "tests" / "windmill" / "node_modules").unlink()
-    npm = (
-        "echo 'npm error code EAI_AGAIN' >&2\n"
-        "echo 'npm error request to https://registry.npmjs.org/yaml failed' >&2\nexit 1"
-    )
+    npm = NPM_OFFLINE
     with WindmillServer() as wm:
         done = direct(project, wm, tools(tmp_path, npm=npm))
     assert done.returncode == 1
@@ -398,6 +403,26 @@ def test_the_cli_s_advice_that_would_break_the_repository_is_left_out(project):
     assert out.count("ignore its advice to run `wmill generate-metadata`") == 1
     assert "Creating new script f/marketing/handle_user_event" in out
     assert "Done! All" in out
+
+
+def test_scripts_wmill_ends_a_failed_install_in_one_line(project, tmp_path):
+    (project / "tests" / "windmill" / "node_modules").unlink()
+    shell = shutil.which("bash") or "/bin/bash"
+    path = f"{tools(tmp_path, npm=NPM_OFFLINE)}:{Path(shell).parent}"
+    done = subprocess.run(
+        [str(project / "scripts" / "wmill"), "--help"],
+        env={**os.environ, "PATH": path}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert (
+        lines[0]
+        == "scripts/wmill: installing the pinned windmill-cli (npm ci --prefix tests/windmill)"
+    )
+    assert len(lines) == 2, done.stderr
+    assert lines[1].startswith(
+        "scripts/wmill: `npm ci --prefix tests/windmill` failed: npm error request"
+    )
 
 
 def test_scripts_wmill_is_the_pinned_cli():
