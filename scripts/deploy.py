@@ -4,6 +4,7 @@ with `wmill sync push`. A script the repository no longer has is archived only o
 job can still import it (scripts/retired_scripts.py); until then each deploy says why it stays.
 
     scripts/deploy [--dry-run] [--workspace NAME] [--base-url URL --token TOKEN]
+                   [--routing FILE]
 
 Without --base-url it uses the CLI's active workspace profile (`scripts/wmill workspace add`
 once). The CLI is the one pinned in tests/windmill (installed with npm on first use).
@@ -25,9 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from deploy_api import DeployApi, Target  # noqa: E402
+from local_windmill import given_path  # noqa: E402
 from retired_scripts import what_waits  # noqa: E402
 
-from f.marketing.lib.errors import ServiceError  # noqa: E402
+from f.marketing.lib.errors import ConfigError, ServiceError  # noqa: E402
+from f.marketing.lib.routing import Routing  # noqa: E402
+from f.marketing.lib.settings import parse_resource  # noqa: E402
 
 PINNED_CLI = ROOT / "tests" / "windmill" / "node_modules" / ".bin" / "wmill"
 RESOURCE_TYPES = ROOT / "f" / "marketing" / "resource_types"
@@ -76,6 +80,11 @@ def main() -> int:
     parser.add_argument("--workspace", help="a workspace profile, or the id with --base-url")
     parser.add_argument("--base-url", help="the Windmill URL, without a stored profile")
     parser.add_argument("--token", help="with --base-url: a token (or WM_TOKEN)")
+    parser.add_argument(
+        "--routing",
+        default=str(ROUTING_EXAMPLE),
+        help="the routing to create when the workspace has none (default: the example)",
+    )
     args = parser.parse_args()
     try:
         deploy(args)
@@ -86,6 +95,8 @@ def main() -> int:
 
 
 def deploy(args: argparse.Namespace) -> None:
+    args.routing = routing_file(given_path(args.routing))
+    os.chdir(ROOT)  # wmill reads wmill.yaml and f/ from the current folder
     target, options = connection(args)
     node = shutil.which("node")
     if node is None:
@@ -113,9 +124,10 @@ def push(args: argparse.Namespace, cli: str, options: list[str], api: DeployApi)
     if get_json(cli, options, "resource", ROUTING_PATH) is not None:
         print(f"resource {ROUTING_PATH}: exists, kept as it is")
     else:
-        print(f"resource {ROUTING_PATH}: {verb} the example routing (none yet)")
+        which = "the example routing" if args.routing == ROUTING_EXAMPLE else str(args.routing)
+        print(f"resource {ROUTING_PATH}: {verb} {which} (none yet)")
         if not args.dry_run:
-            run(cli, options, "resource", "push", str(ROUTING_EXAMPLE), ROUTING_PATH)
+            run(cli, options, "resource", "push", str(args.routing), ROUTING_PATH)
 
     # --keep-deleted: a plain push archives what the repository lost before it creates the
     # rest, so a job still running an earlier version would not find the modules it imports.
@@ -153,6 +165,26 @@ def push(args: argparse.Namespace, cli: str, options: list[str], api: DeployApi)
             "run the one before it: its dependencies job in Runs says why; deploy it again "
             "from its editor once fixed"
         )
+
+
+def routing_file(path: Path) -> Path:
+    """A routing file checked as the jobs will check it, before anything is read or pushed."""
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"no routing file at {path}") from None
+    except (OSError, ValueError) as problem:
+        raise BadInput(f"the routing file {path} is not JSON: {problem}") from None
+    if not isinstance(spec, dict) or spec.get("resource_type") != "c_marketing_routing":
+        raise BadInput(
+            f'{path} must hold a resource: {{"resource_type": "c_marketing_routing", '
+            '"value": {...}}, as scripts/examples/routing.resource.json does'
+        )
+    try:
+        parse_resource(Routing, ROUTING_PATH, spec.get("value"))
+    except ConfigError as problem:
+        raise BadInput(f"{path}: {problem}") from None
+    return path
 
 
 def check_access(api: DeployApi, target: Target) -> None:
@@ -419,5 +451,4 @@ def _last_line(output: str) -> str:
 
 
 if __name__ == "__main__":
-    os.chdir(ROOT)  # wmill reads wmill.yaml and f/ from the current folder
     sys.exit(main())

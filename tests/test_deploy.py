@@ -93,6 +93,39 @@ def test_a_deploy_pushes_the_scripts_the_folder_and_only_a_missing_routing(proje
         assert wm.resources["f/marketing/routing"]["value"] == edited
 
 
+def test_a_company_s_own_routing_is_created_from_its_file_read_from_the_caller_s_folder(
+    project, tmp_path
+):
+    ours = json.loads((ROOT / "scripts/examples/routing.resource.json").read_text())
+    ours["value"]["campaigns"] = {"onboarding": 7, "upgrade": None, "winback": None}
+    elsewhere = tmp_path / "acme"
+    elsewhere.mkdir()
+    (elsewhere / "routing.json").write_text(json.dumps(ours))
+    with WindmillServer() as wm:
+        done = subprocess.run(
+            [str(project / "scripts" / "deploy"), "--routing", "routing.json",
+             "--base-url", wm.url, "--workspace", wm.workspace, "--token", wm.token],
+            cwd=elsewhere, env={**os.environ, "HOME": str(tmp_path / "home")},
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"pushing {elsewhere / 'routing.json'} (none yet)" in done.stdout
+    assert wm.resources["f/marketing/routing"]["value"] == ours["value"]
+
+
+def test_a_routing_file_the_jobs_would_refuse_is_refused_before_any_call(project, tmp_path):
+    bad = json.loads((ROOT / "scripts/examples/routing.resource.json").read_text())
+    bad["value"]["segmnts"] = bad["value"].pop("segments")
+    (tmp_path / "routing.json").write_text(json.dumps(bad))
+    with WindmillServer() as wm:
+        done = deploy(project, wm, "--routing", str(tmp_path / "routing.json"))
+    assert done.returncode == 2
+    line = one_line(done)
+    assert line.startswith(f"deploy: {tmp_path / 'routing.json'}: Resource f/marketing/routing")
+    assert "segmnts" in line
+    assert wm.requests == []
+
+
 # Where three files were before the library moved to f/marketing/lib (0092856), and are now.
 BEFORE_THE_MOVE = {
     "f/marketing/contract": "f/marketing/lib/contract",
