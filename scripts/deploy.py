@@ -192,29 +192,36 @@ def check_access(api: DeployApi, target: Target) -> None:
     report each resource type as new, then fail on the first write. Windmill answers a
     workspaced call 401 alike for an unknown token and for a workspace its user is not in
     (or that does not exist), so the instance-wide `workspaces/exists` tells them apart: it
-    refuses an unknown token and a token scoped to one workspace."""
+    refuses an unknown token and a token bound to one workspace. A superadmin is answered
+    for any workspace id, existing or not (windmill-api-users users.rs `whoami`,
+    windmill-api-auth auth.rs `get_opt_job_authed`)."""
     where = f"workspace {target.workspace!r} on {_host(target.base_url)}"
     refused: ServiceError | None = None
     try:
         user = api.whoami()
     except ServiceError as problem:
         if problem.status != 401:
-            raise DeployFailed(f"{problem} (nothing pushed)") from None
+            raise _not_checked(problem) from None
         refused = problem
     else:
-        # A superadmin is answered for any workspace id, existing or not.
         if not (user.get("non_member") or user.get("role") == "superadmin"):
+            _refuse_unfit_member(user, where)
             print(f"deploying to {where} as {user.get('username') or 'the token user'}")
             return
+        if not _is_superadmin(user):  # a guest, or a worker's owner token
+            raise BadInput(
+                f"the token's user is not a member of {where} (Windmill answers it as "
+                f"{user.get('role') or 'a non-member'}): use a member's token (nothing pushed)"
+            )
     try:
         exists = api.workspace_exists()
     except ServiceError as problem:
         if problem.status != 401 or refused is None:
-            raise DeployFailed(f"{problem} (nothing pushed)") from None
+            raise _not_checked(problem) from None
         raise BadInput(
-            f"Windmill refused the token{refused.reason}: it is unknown, expired, or made "
-            f"for another workspace; create one for {where} under Account settings > "
-            "Tokens (nothing pushed)"
+            f"Windmill refused the token{refused.reason}: it is unknown, expired, made for "
+            f"another workspace, or limited to {where} while its user is not in it; create one "
+            "under Account settings > Tokens as a member (nothing pushed)"
         ) from None
     if not exists:
         raise BadInput(
@@ -224,10 +231,43 @@ def check_access(api: DeployApi, target: Target) -> None:
         )
     if refused is not None:
         raise BadInput(
-            f"the token's user is not a member of {where}{refused.reason}: add them to it, "
-            "or use a member's token (nothing pushed)"
+            f"the token's user is not a member of {where}, or is disabled there"
+            f"{refused.reason}: add them to it, or use a member's token (nothing pushed)"
         )
     print(f"deploying to {where} as a superadmin")
+
+
+def _is_superadmin(user: dict) -> bool:
+    """Servers before `non_member` answer a superadmin as `role: superadmin` alone."""
+    if "is_super_admin" in user:
+        return bool(user["is_super_admin"])
+    return user.get("role") == "superadmin"
+
+
+def _refuse_unfit_member(user: dict, where: str) -> None:
+    """A member who could not deploy: an operator may run scripts but not change them, and a
+    user who may read the folder but not write it cannot push into it."""
+    if user.get("operator"):
+        raise BadInput(
+            f"the token's user is an operator in {where}: operators cannot deploy scripts; "
+            "use a developer's or an admin's token (nothing pushed)"
+        )
+    folder = FOLDER.strip("/").removeprefix("f/")
+    readable, writable = user.get("folders_read") or [], user.get("folders") or []
+    if not user.get("is_admin") and folder in readable and folder not in writable:
+        raise BadInput(
+            f"the token's user may read {FOLDER} in {where} but not write it: add them to "
+            "the group marketing_ops, which owns the folder (nothing pushed)"
+        )
+
+
+def _not_checked(problem: ServiceError) -> DeployFailed:
+    if problem.status == 403:  # a token with scopes, none of them this call's
+        return BadInput(
+            f"the token lacks a scope the deploy needs{problem.reason}: use a token without "
+            "scopes (Account settings > Tokens) (nothing pushed)"
+        )
+    return DeployFailed(f"{problem} (nothing pushed)")
 
 
 def sync_push(cli: str, options: list[str], sync: list[str]) -> None:

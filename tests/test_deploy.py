@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_windmill_conformance import ROOT, WMILL, deployed_scripts, needs_node
-from tests.windmill_server import WindmillServer
+from tests.windmill_server import Token, WindmillServer
 
 pytestmark = needs_node
 
@@ -294,14 +294,14 @@ def test_a_wrong_token_stops_the_deploy_before_anything_is_read(project):
     assert done.returncode == 2
     line = one_line(done)
     assert line.startswith("deploy: Windmill refused the token (HTTP 401): Not authorized")
-    assert "unknown, expired, or made for another workspace" in line
+    assert "it is unknown, expired, made for another workspace" in line
     assert "expired-token" not in done.stdout + done.stderr
     refused_before_any_push(wm)
 
 
 def test_a_token_scoped_to_another_workspace_is_refused_as_a_token(project):
     with WindmillServer() as wm:
-        wm.tokens["other-ws-token"] = ("staging", True)
+        wm.tokens["other-ws-token"] = Token(workspace="staging")
         done = deploy(project, wm, token="other-ws-token")
     assert done.returncode == 2
     assert "refused the token" in one_line(done)
@@ -324,10 +324,56 @@ def test_a_workspace_that_does_not_exist_is_named_and_nothing_is_pushed(project)
 
 def test_a_token_whose_user_is_not_a_member_says_so(project):
     with WindmillServer() as wm:
-        wm.tokens["outsider"] = (None, False)
+        wm.tokens["outsider"] = Token(role="outsider")
         done = deploy(project, wm, token="outsider")
     assert done.returncode == 2
     assert "the token's user is not a member of workspace 'test'" in one_line(done)
+    refused_before_any_push(wm)
+
+
+def test_a_superadmin_s_token_still_learns_that_a_workspace_does_not_exist(project):
+    """Windmill answers a superadmin's whoami for any workspace id, existing or not."""
+    with WindmillServer() as wm:
+        wm.tokens["root"] = Token(role="superadmin")
+        done = deploy(project, wm, token="root", workspace="tset")
+    assert done.returncode == 2
+    assert "workspace 'tset' on 127.0.0.1:" in one_line(done) and "does not exist" in done.stderr
+    refused_before_any_push(wm)
+
+
+def test_a_superadmin_deploys_to_a_workspace_that_exists(project):
+    with WindmillServer() as wm:
+        wm.tokens["root"] = Token(role="superadmin")
+        done = deploy(project, wm, "--dry-run", token="root")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "deploying to workspace 'test' on 127.0.0.1:" in done.stdout
+
+
+def test_members_who_could_not_deploy_are_told_why_before_anything_is_pushed(project):
+    with WindmillServer() as wm:
+        wm.folders["marketing"] = {"name": "marketing", "owners": ["g/marketing_ops"]}
+        wm.tokens.update(ops=Token(role="operator"), viewer=Token(role="reader"))
+        operator = deploy(project, wm, token="ops")
+        reader = deploy(project, wm, token="viewer")
+        wm.tokens["gone"] = Token(role="disabled")
+        disabled = deploy(project, wm, token="gone")
+    assert operator.returncode == reader.returncode == disabled.returncode == 2
+    assert "is an operator in workspace 'test'" in one_line(operator)
+    assert "may read f/marketing/ in workspace 'test'" in one_line(reader)
+    assert "add them to the group marketing_ops" in reader.stderr
+    assert "is not a member of workspace 'test'" in one_line(disabled)
+    assert "or is disabled there" in disabled.stderr
+    refused_before_any_push(wm)
+
+
+def test_a_scoped_token_without_the_scope_is_told_to_use_an_unscoped_one(project):
+    with WindmillServer() as wm:
+        wm.tokens["narrow"] = Token(scopes=("jobs:run:scripts:f/marketing/handle_user_event",))
+        done = deploy(project, wm, token="narrow")
+    assert done.returncode == 2
+    line = one_line(done)
+    assert "lacks a scope the deploy needs (HTTP 403)" in line
+    assert "Required scope: users:read" in line
     refused_before_any_push(wm)
 
 

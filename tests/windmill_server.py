@@ -23,6 +23,7 @@ import json
 import re
 import threading
 import zipfile
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -31,15 +32,31 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 VERSION = "v1.819.0"
 
 
+@dataclass(frozen=True)
+class Token:
+    """Who holds a token: `role` in the served workspace (member, operator, reader: may read
+    f/marketing but not write it, disabled, outsider: no user there, superadmin), the one
+    workspace it is bound to (None: any), and its scopes (None: unscoped)."""
+
+    role: str = "member"
+    workspace: str | None = None
+    scopes: tuple[str, ...] | None = None
+
+
+# The scope a scoped token needs for the calls scripts/deploy makes itself
+# (windmill-api-auth scopes.rs `check_route_access`: a write needs `<domain>:write`).
+SCOPE_OF = {("GET", "/users/whoami"): "users:read", ("POST", "/workspaces/exists"):
+            "workspaces:write"}  # fmt: skip
+
+
 class WindmillServer:
     """`with WindmillServer() as wm:` serves on `wm.url`; `wm.requests` logs every call."""
 
     def __init__(self, workspace: str = "test", token: str = "deploy-token") -> None:
         self.workspace = workspace
         self.token = token
-        # Every token the instance knows: the workspace it is scoped to (None: any) and
-        # whether its user is a member of `workspace`.
-        self.tokens: dict[str, tuple[str | None, bool]] = {token: (None, True)}
+        # Every token the instance knows, and who holds it.
+        self.tokens: dict[str, Token] = {token: Token()}
         self.folders: dict[str, dict] = {}
         self.scripts: dict[str, dict] = {}
         self.resource_types: dict[str, dict] = {}
@@ -148,14 +165,6 @@ class WindmillServer:
         if ws is None:
             return 404, None
         rest = ws["rest"]
-        if method == "GET" and rest == "/users/whoami":
-            return 200, {
-                "email": "deployer@example.test",
-                "username": "deployer",
-                "workspace_id": self.workspace,
-                "is_admin": False,
-                "operator": False,
-            }
         fixed: dict[tuple[str, str], Any] = {
             ("GET", "/workspaces/list_ws_specific"): [],
             ("GET", "/resources/file_resource_type_to_file_ext_map"): {},
@@ -195,22 +204,47 @@ class WindmillServer:
                 return _crud(store, key, match["op"], match["id"], body)
         return 404, None
 
-    def _refusal(self, path: str, authorization: str | None) -> str | None:
-        """Why Windmill's auth layer refuses the request, or None."""
+    def _refusal(self, method: str, path: str, authorization: str | None) -> tuple[int, str] | None:
+        """How Windmill's auth layer refuses the request, or None."""
         if path == "/api/version":
             return None  # the CLI asks without a token
         if not authorization:
-            return "Unauthorized"
-        scope, member = self.tokens.get(authorization.removeprefix("Bearer "), ("", False))
-        workspaced = re.fullmatch(r"/api/w/(?P<ws>[^/]+)/.*", path)
-        if scope == "":  # no such token
-            return "Not authorized: Unauthorized"
+            return 401, "Unauthorized"
+        token = self.tokens.get(authorization.removeprefix("Bearer "))
+        unauthorized = 401, "Not authorized: Unauthorized"
+        if token is None:
+            return unauthorized
+        workspaced = re.fullmatch(r"/api/w/(?P<ws>[^/]+)(?P<rest>/.*)", path)
         if workspaced is None:
-            return None if scope is None else "Not authorized: Unauthorized"
-        ws = workspaced["ws"]
-        if scope not in (None, ws) or ws != self.workspace or not member:
-            return "Not authorized: Unauthorized"
+            if token.workspace is not None:  # `workspace_id = NULL` matches no bound token
+                return unauthorized
+        elif token.workspace not in (None, workspaced["ws"]) or (
+            token.role != "superadmin"
+            and (workspaced["ws"] != self.workspace or token.role in {"outsider", "disabled"})
+        ):
+            return unauthorized
+        if token.scopes is not None:
+            route = (method, workspaced["rest"] if workspaced else path.removeprefix("/api"))
+            needed = SCOPE_OF.get(route, "scripts:write")
+            if needed not in token.scopes:
+                return 403, f"Permission denied: Access denied. Required scope: {needed}"
         return None
+
+    def whoami(self, token: Token, workspace: str) -> dict[str, Any]:
+        """`UserInfo` as `users/whoami` answers it (windmill-api-users users.rs)."""
+        member = token.role != "superadmin" or workspace == self.workspace
+        folders = list(self.folders) if token.role in {"member", "superadmin"} else []
+        readable = list(self.folders) if token.role != "operator" else []
+        return {
+            "workspace_id": workspace, "email": "deployer@example.test",
+            "username": "deployer", "is_admin": token.role == "superadmin",
+            "is_super_admin": token.role == "superadmin", "operator": token.role == "operator",
+            "disabled": False, "role": "Developer" if member else "superadmin",
+            "groups": ["marketing_ops"] if token.role == "member" else [],
+            "folders_read": readable, "folders": folders, "folders_owners": [],
+            "name": None, "is_service_account": False, "created_at": "2026-01-01T00:00:00Z",
+            **({} if member else {"non_member": True}),
+        }  # fmt: skip
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -228,9 +262,15 @@ class WindmillServer:
                 path = unquote(url.path)
                 with server._lock:
                     server.requests.append((self.command, path))
-                    refused = server._refusal(path, self.headers.get("Authorization"))
+                    authorization = self.headers.get("Authorization")
+                    refused = server._refusal(self.command, path, authorization)
+                    whoami = re.fullmatch(r"/api/w/(?P<ws>[^/]+)/users/whoami", path)
+                    payload: Any
                     if refused:
-                        status, payload = 401, refused
+                        status, payload = refused
+                    elif whoami and self.command == "GET":
+                        token = server.tokens[(authorization or "").removeprefix("Bearer ")]
+                        status, payload = 200, server.whoami(token, whoami["ws"])
                     else:
                         query = dict(parse_qsl(url.query))
                         status, payload = server.route(self.command, path, body, query)
