@@ -380,6 +380,7 @@ def test_wmill_yaml_deploys_only_the_marketing_folder() -> None:
         "f/__init__.py": False,
         "f/marketing/emitter/__init__.py": False,  # the emitter runs in the SaaS
         "f/marketing/emitter/client.py": False,
+        "f/marketing/emitter/ts/emitter.ts": False,  # TypeScript would be pushed as a script
         "f/other/script.py": False,
         "tests/test_windmill_conformance.py": False,
         "tests/fakes/runner.py": False,
