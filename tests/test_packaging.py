@@ -16,6 +16,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EMITTER = ROOT / "f" / "marketing" / "emitter"
+# Shipped beside the code, for the SaaS: the outbox's SQL and the TypeScript emitter.
+DATA_FILES = {"f/marketing/emitter/outbox.sql", "f/marketing/emitter/ts/emitter.ts",
+              "f/marketing/emitter/ts/user_events.ts"}  # fmt: skip
 
 
 def _emitter_closure() -> set[str]:
@@ -50,7 +53,7 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_saas_install_holds_the_emitter_and_what_it_imports_only(wheel):
     with zipfile.ZipFile(wheel) as archive:
         shipped = {name for name in archive.namelist() if name.startswith("f/")}
-    assert shipped == _emitter_closure()
+    assert shipped == _emitter_closure() | DATA_FILES
     assert not any(name.endswith(("handle_user_event.py", "plan.py")) for name in shipped)
 
 
