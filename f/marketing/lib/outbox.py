@@ -27,3 +27,16 @@ PRUNE = """
 delete from marketing_outbox
 where sent_at is not null and sent_at < now() - make_interval(days => %(days)s)
 """
+
+# For the sweep (not written yet), what Windmill's `postgresql` resource holds and how a Python
+# job reaches the SaaS's database (looked up in windmill-labs/windmill and Supabase's docs):
+# - Fields: host and dbname required; user, password, port, sslmode, root_certificate_pem
+#   optional (windmill-common lib.rs `PgDatabase`). A Python main gets the stored dict as is:
+#   Windmill's defaults (user postgres, port 5432, sslmode prefer) apply to its SQL scripts only.
+# - `class postgresql(TypedDict)` before main gives the form `format: resource-postgresql`
+#   (windmill-parser-py `parse_typ`; only the class name is read).
+# - root_certificate_pem is the PEM text: libpq's sslrootcert wants a file path, so write it out.
+# - A top-level `import psycopg` makes the worker install `psycopg[binary, pool]`
+#   (windmill-parser-py-imports mapping.rs); pin it with `import psycopg  # pin: ...`.
+# - Supabase's transaction pooler (port 6543) has no prepared statements: connect with
+#   prepare_threshold=None; keep the select and its updates in one transaction (no SET).
