@@ -13,6 +13,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import psycopg
+
 USER = "marketing"
 
 
@@ -64,8 +66,6 @@ class PostgresServer:
 
     def new_database(self) -> str:
         """A new empty database; returns its connection string."""
-        import psycopg
-
         name = f"t_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(f"create database {name}")

@@ -7,15 +7,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from f.marketing.lib import outbox
 from tests import postgres_server
 
-psycopg = pytest.importorskip("psycopg")
-pytestmark = pytest.mark.skipif(
-    postgres_server.missing() is not None, reason=postgres_server.missing() or ""
-)
+_why_not = postgres_server.missing()
+pytestmark = pytest.mark.skipif(_why_not is not None, reason=_why_not or "")
 SQL = (Path(__file__).resolve().parents[1] / "f/marketing/emitter/outbox.sql").read_text()
 EVENT = {"event": "user.churned", "email": "jane@acme.com", "reason": None,
          "timestamp": "2026-12-01T10:00:00Z"}  # fmt: skip
