@@ -21,6 +21,7 @@ import pytest
 from f.marketing import emitter as emitter_module
 from f.marketing.emitter import Emitter
 from f.marketing.lib.contract import parse_event
+from f.marketing.lib.delivery_job import delivery_job_id
 from f.marketing.lib.service_http import RetryPolicy
 from tests.receiver import Answer, Receiver, refused_url
 
@@ -57,6 +58,12 @@ def make_emitter():
         em.shutdown(0.5)
 
 
+def job_of(event_id: str | None) -> str:
+    """The job id the receiver's webhook (workspace test) gets for this event."""
+    assert event_id is not None
+    return delivery_job_id("test", "f/marketing/handle_user_event", event_id)
+
+
 def register(em: Emitter, **overrides) -> str | None:
     fields = {
         "name": "Jane Doe",
@@ -75,7 +82,7 @@ def test_an_event_is_delivered_with_the_right_url_headers_and_body(receiver, mak
 
     [request] = receiver.received
     assert request.path == "/api/w/test/jobs/run/p/f/marketing/handle_user_event"
-    assert request.query == {"raw": "true", "job_id": event_id}
+    assert request.query == {"raw": "true", "job_id": job_of(event_id)}
     assert uuid.UUID(event_id).version == 4
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert request.headers["Content-Type"] == "application/json"
@@ -106,7 +113,8 @@ def test_query_parameters_of_the_webhook_url_are_kept(receiver, make_emitter):
     em = make_emitter(receiver.url + "?tag=marketing")
     event_id = register(em)
     assert em.flush(5)
-    assert receiver.received[0].query == {"tag": "marketing", "raw": "true", "job_id": event_id}
+    query = {"tag": "marketing", "raw": "true", "job_id": job_of(event_id)}
+    assert receiver.received[0].query == query
 
 
 @pytest.mark.parametrize(("url", "token"), [(None, TOKEN), ("http://x.test/hook", None)])
@@ -166,7 +174,7 @@ def test_a_500_is_retried_with_the_same_event_id(receiver, make_emitter):
     em = make_emitter(receiver.url)
     event_id = register(em)
     assert em.flush(5)
-    assert [r.query["job_id"] for r in receiver.received] == [event_id] * 3
+    assert [r.query["job_id"] for r in receiver.received] == [job_of(event_id)] * 3
     assert em.stats().sent == 1 and em.stats().failed == 0
 
 
@@ -188,7 +196,7 @@ def test_a_retry_refused_as_a_duplicate_job_means_the_first_attempt_landed(
     with caplog.at_level(logging.ERROR, logger="f.marketing.emitter"):
         event_id = register(em)
         assert em.flush(5)
-    assert [r.query["job_id"] for r in receiver.received] == [event_id, event_id]
+    assert [r.query["job_id"] for r in receiver.received] == [job_of(event_id)] * 2
     assert em.stats().sent == 1 and em.stats().failed == 0
     assert "not delivered" not in caplog.text
 
@@ -199,6 +207,84 @@ def test_other_400s_are_failures(receiver, make_emitter):
     register(em)
     assert em.flush(5)
     assert em.stats().failed == 1 and len(receiver.received) == 1
+
+
+def test_a_database_error_behind_a_400_is_retried_and_the_event_delivered(receiver, make_emitter):
+    # windmill-common error.rs: a failed query is a 400 whose text starts with its kind.
+    receiver.answers.append(Answer(400, "SqlErr: error returned from database: pool timed out"))
+    em = make_emitter(receiver.url)
+    register(em)
+    assert em.flush(5)
+    assert len(receiver.received) == 2
+    assert em.stats().sent == 1
+
+
+def test_a_401_is_tried_once_more_then_given_up(receiver, make_emitter, caplog):
+    # A token lookup whose database read failed is refused as an unknown token would be.
+    receiver.answers.append(Answer(401, "Not authorized: Unauthorized"))
+    em = make_emitter(receiver.url)
+    register(em)
+    assert em.flush(5)
+    assert em.stats().sent == 1 and len(receiver.received) == 2
+
+    receiver.default = Answer(401, "Not authorized: Unauthorized")
+    with caplog.at_level(logging.ERROR, logger="f.marketing.emitter"):
+        register(em)
+        assert em.flush(5)
+    assert em.stats().failed == 1 and len(receiver.received) == 4
+    assert "HTTP 401" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [Answer(200, "<html>Sign in</html>"), Answer(201, "0190e7f2-0000-7000-8000-000000000000")],
+    ids=["a login page", "another job's id"],
+)
+def test_only_windmill_s_answer_naming_the_job_counts_as_delivered(receiver, make_emitter, answer):
+    receiver.default = answer
+    em = make_emitter(receiver.url)
+    register(em)
+    assert em.flush(5)
+    assert em.stats().sent == 0 and em.stats().failed == 1
+
+
+def test_a_redirect_is_not_followed(receiver, make_emitter):
+    receiver.default = Answer(302, "", {"Location": "https://login.example.test/"})
+    em = make_emitter(receiver.url)
+    register(em)
+    assert em.flush(5)
+    assert em.stats().failed == 1 and len(receiver.received) == 1
+
+
+def test_a_url_that_is_not_a_script_s_webhook_sends_nothing(receiver, make_emitter, caplog):
+    url = receiver.url.replace("/jobs/run/p/", "/jobs/run_wait_result/p/")
+    em = make_emitter(url, sync=True)
+    with caplog.at_level(logging.ERROR, logger="f.marketing.emitter"):
+        assert register(em) is None
+    assert receiver.received == []
+    assert "WINDMILL_WEBHOOK_URL is not a webhook URL" in caplog.text
+
+
+def test_windmill_s_echo_of_the_token_or_email_stays_out_of_the_log(receiver, make_emitter, caplog):
+    receiver.default = Answer(400, f"Bad request: JANE@ACME.COM {TOKEN.upper()} bad\nmore")
+    em = make_emitter(receiver.url)
+    with caplog.at_level(logging.ERROR, logger="f.marketing.emitter"):
+        register(em)
+        assert em.flush(5)
+    assert "Bad request: *** *** bad" in caplog.text
+    assert "jane@acme.com" not in caplog.text.lower() and TOKEN not in caplog.text.lower()
+    assert "more" not in caplog.text
+
+
+def test_the_job_id_is_derived_from_workspace_script_and_event_id():
+    # The same example is pinned in tests/typescript/emitter.test.ts: both emitters agree.
+    event_id = "0f8e4a52-7c1d-4b3e-9a61-2b8e51c0d7a4"
+    assert delivery_job_id("acme", "f/marketing/handle_user_event", event_id) == (
+        "10c2ac3c-20c3-5b3a-bee5-caff66c12fb4"
+    )
+    assert delivery_job_id("staging", "f/marketing/handle_user_event", event_id) != (
+        delivery_job_id("acme", "f/marketing/handle_user_event", event_id)
+    )
 
 
 def test_a_429_waits_as_long_as_retry_after_says(receiver, make_emitter):
@@ -281,7 +367,7 @@ def test_sync_mode_delivers_before_returning_and_still_retries(receiver, make_em
     em = make_emitter(receiver.url, sync=True)
     event_id = register(em)
     assert len(receiver.received) == 2  # delivered before the call returned
-    assert event_id == receiver.received[1].query["job_id"]
+    assert job_of(event_id) == receiver.received[1].query["job_id"]
     delivery = em.deliver(
         {
             "event": "user.churned",
@@ -290,7 +376,8 @@ def test_sync_mode_delivers_before_returning_and_still_retries(receiver, make_em
             "timestamp": "2026-11-26T10:00:00Z",
         }
     )
-    assert delivery.delivered and delivery.job_id == delivery.event_id
+    assert delivery.delivered and delivery.job_id == job_of(delivery.event_id)
+    assert not delivery.already_queued
 
 
 def test_sync_mode_failure_returns_none_and_never_raises(make_emitter):

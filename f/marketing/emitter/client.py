@@ -17,10 +17,10 @@ import httpx
 
 from f.marketing.emitter import events
 from f.marketing.emitter.consumer import Consumer, Item
-from f.marketing.emitter.request import Delivery, deliver
+from f.marketing.emitter.request import Delivery, deliver, windmill_error
 from f.marketing.lib.contract import Event, build_models, parse_event
 from f.marketing.lib.errors import MarketingError
-from f.marketing.lib.service_http import RetryPolicy, ServiceHttp, plain_error
+from f.marketing.lib.service_http import RetryPolicy, ServiceHttp
 
 # A SaaS web server emits from many threads: the models are built before the first one.
 build_models()
@@ -203,7 +203,7 @@ class Emitter:
                 "Windmill",
                 self._target[0],
                 headers={"Authorization": f"Bearer {self._token}"},
-                error_reader=plain_error,
+                error_reader=windmill_error,
                 policy=self._policy,
                 sleep=self._sleep or (time.sleep if self.sync else self._consumer.sleep),
             )

@@ -1,25 +1,36 @@
-"""One delivery: POST one event to the Windmill webhook, with the event's id as the job id and
-`raw=true`, so that the handler reads the body's exact bytes: without it Windmill hands over
-only the parsed body, in which its worker rewrites `$var:`/`$res:` strings before any code
-runs, and the handler refuses the delivery."""
+"""One delivery: POST one event to the Windmill webhook, with a job id derived from the event's
+id (f/marketing/lib/delivery_job.py) and `raw=true`, so that the handler reads the body's exact
+bytes: without it Windmill hands over only the parsed body, in which its worker rewrites
+`$var:`/`$res:` strings before any code runs, and the handler refuses the delivery.
+
+Windmill's answers, read in windmill-common error.rs (every error is plain text, its kind
+first) and windmill-api jobs.rs:
+- 201 with the job's id as the body is the only success: anything else with a 2xx (a proxy's
+  or a login page's 200) is not a queued job. Redirects are not followed.
+- 400 "Job with id … already exists", or "… duplicate key value violates unique constraint"
+  when two pushes race: an earlier attempt landed, so the event is delivered.
+- 400 "SqlErr: …" / "Sql error: …" is the database failing (a pool timeout, a failover), not
+  the request: tried again. Any other 400 (bad arguments) is final.
+- 401 "Not authorized: …" is a bad token, or a token lookup whose database read failed: tried
+  once more, then final.
+- 408, 429 and 5xx other than 501 are transient; Retry-After is honoured.
+"""
 
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
 from f.marketing.lib.contract import Event
+from f.marketing.lib.delivery_job import WEBHOOK_SHAPE, delivery_job_id, webhook_target
 from f.marketing.lib.errors import ServiceError
 from f.marketing.lib.service_http import ServiceHttp
 
 log = logging.getLogger("f.marketing.emitter")
 
-# Windmill refuses a second job with an id it has: 400 "Job with id <id> already exists", or,
-# when two pushes race, 400 "... duplicate key value violates unique constraint"
-# (windmill-queue push_inner; windmill-common error.rs).
 _ALREADY_QUEUED = re.compile(r"duplicate key|already exists", re.IGNORECASE)
+_DATABASE_ERROR = re.compile(r"sql ?err(or)?\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -30,33 +41,67 @@ class Delivery:
     delivered: bool
     job_id: str | None = None
     reason: str = ""
+    already_queued: bool = False
+    """Windmill had the job already: an earlier attempt, the other sender of an outbox row."""
 
 
 def deliver(
     http: ServiceHttp, path: str, query: dict[str, str], event_id: str, event: Event, token: str
 ) -> Delivery:
     """Post the event, retrying as `http`'s policy says. Never raises for a failed delivery."""
+    target = webhook_target(path)
+    if target is None:
+        reason = f"WINDMILL_WEBHOOK_URL is not a webhook URL ({WEBHOOK_SHAPE})"
+        log.error("event %s (%s) not delivered: %s", event_id, event.event, reason)
+        return Delivery(event_id, False, reason=reason)
+    job_id = delivery_job_id(*target, event_id)
+
+    def read(response: httpx.Response) -> str:
+        if response.status_code != 201 or response.text.strip().strip('"') != job_id:
+            raise ValueError("not a queued job")
+        return job_id
+
     try:
-        response: httpx.Response = http.request(
+        http.request(
             "POST",
             path,
             action=f"deliver {event.event}",
-            params={**query, "raw": "true", "job_id": event_id},
+            params={**query, "raw": "true", "job_id": job_id},
             json=event.body(),
+            read=read,
+            also_transient=_transient,
+            follow_redirects=False,
         )
     except (ServiceError, httpx.HTTPError) as exc:
-        if isinstance(exc, ServiceError) and exc.status and _ALREADY_QUEUED.search(exc.detail):
+        refused = exc.detail if isinstance(exc, ServiceError) and exc.status == 400 else ""
+        if _ALREADY_QUEUED.search(refused):
             # An earlier attempt landed and only its answer was lost: the job exists.
-            return Delivery(event_id, True, job_id=event_id)
-        reason = _redact(str(exc), token) if isinstance(exc, ServiceError) else type(exc).__name__
+            return Delivery(event_id, True, job_id=job_id, already_queued=True)
+        reason = (
+            _redact(str(exc), token, event.email)
+            if isinstance(exc, ServiceError)
+            else type(exc).__name__
+        )
         log.error("event %s (%s) not delivered: %s", event_id, event.event, reason)
-        return Delivery(event_id, False, reason=reason)
-    return Delivery(event_id, True, job_id=_job_id(response))
+        return Delivery(event_id, False, job_id=job_id, reason=reason)
+    return Delivery(event_id, True, job_id=job_id)
 
 
-def _job_id(response: httpx.Response) -> Any:
-    return response.text.strip().strip('"') or None
+def _transient(response: httpx.Response, attempt: int) -> bool:
+    if response.status_code == 400:
+        text = response.text.lstrip()
+        return bool(_DATABASE_ERROR.match(text)) and not _ALREADY_QUEUED.search(text)
+    return response.status_code == 401 and attempt == 1
 
 
-def _redact(text: str, token: str) -> str:
-    return text.replace(token, "***") if token else text
+def windmill_error(response: httpx.Response) -> str:
+    """The first line of Windmill's message: the kind and the reason, not the rest of what
+    it may echo back."""
+    return (response.text.strip().splitlines() or [response.reason_phrase])[0][:200]
+
+
+def _redact(text: str, *secrets: str) -> str:
+    for secret in secrets:
+        if secret:
+            text = re.sub(re.escape(secret), "***", text, flags=re.IGNORECASE)
+    return text

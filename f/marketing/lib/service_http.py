@@ -137,6 +137,7 @@ class ServiceHttp:
         ok_statuses: tuple[int, ...] = (),
         replay_safe: bool = True,
         read: Callable[[httpx.Response], T] = _as_is,
+        also_transient: Callable[[httpx.Response, int], bool] | None = None,
         **kwargs: Any,
     ) -> T:
         """Send, retrying transient failures; return `read` of the first 2xx (or `ok_statuses`).
@@ -146,6 +147,8 @@ class ServiceHttp:
         503) is not sent again: the caller decides, since repeating it could act twice.
         A success whose body `read` cannot make sense of (KeyError, TypeError, ValueError) is
         such a request too: the service acted, but its answer was not the one expected.
+        `also_transient(response, attempt)` marks more refusals as worth another try, for a
+        service whose transient failures wear another status (Windmill's database errors).
         """
         started = self._clock()
         attempt = 0
@@ -173,6 +176,8 @@ class ServiceHttp:
                         failure = self._unreadable(response, action, attempt)
                 else:
                     failure = self._refused(response, action, attempt)
+                    if also_transient is not None and also_transient(response, attempt):
+                        failure.transient = True
                     retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     if failure.status == 429 and not self.policy.wait_on_rate_limit:
                         failure.retry_after = retry_after
@@ -228,7 +233,7 @@ class ServiceHttp:
         return ServiceError(
             self.service,
             action,
-            f"unreadable reply from {self.service} (not the JSON expected)",
+            f"unreadable reply from {self.service} (not the answer expected)",
             status=response.status_code,
             transient=True,
             maybe_applied=True,
