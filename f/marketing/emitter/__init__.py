@@ -8,9 +8,10 @@
 Each call validates the event against the same contract as the handler, gives it an id, puts it
 on a bounded queue and returns at once (microseconds). A daemon thread delivers it to
 WINDMILL_WEBHOOK_URL with WINDMILL_API_TOKEN as a Bearer token, retrying transient failures
-with backoff that honours Retry-After. The id is sent as Windmill's `job_id`, so a retried
-delivery is the same job, never a second one. Nothing here raises into the caller: a bad event,
-a missing configuration, a full queue or a failed delivery is logged and counted (`stats()`).
+with backoff that honours Retry-After. Every attempt sends one Windmill `job_id` derived from
+the id, so a retried delivery is the same job, never a second one. Nothing here raises into
+the caller: a bad event, a missing configuration, a full queue or a failed delivery is logged
+and counted (`stats()`).
 
 Short-lived callers (command-line tools, serverless functions) call `configure(sync=True)`:
 each call then delivers before it returns, still with retries. Pending events are flushed at
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec
 
 from f.marketing.emitter.client import Emitter, Stats
-from f.marketing.emitter.request import Delivery
+from f.marketing.lib.webhook_delivery import Delivery
 
 __all__ = [
     "Delivery",

@@ -17,10 +17,10 @@ import httpx
 
 from f.marketing.emitter import events
 from f.marketing.emitter.consumer import Consumer, Item
-from f.marketing.emitter.request import Delivery, deliver, windmill_error
 from f.marketing.lib.contract import Event, build_models, parse_event
 from f.marketing.lib.errors import MarketingError
 from f.marketing.lib.service_http import RetryPolicy, ServiceHttp
+from f.marketing.lib.webhook_delivery import Delivery, deliver, windmill_error
 
 # A SaaS web server emits from many threads: the models are built before the first one.
 build_models()
@@ -186,7 +186,7 @@ class Emitter:
     def _send(self, item: Item) -> Delivery:
         assert self._http is not None and self._target is not None
         _, path, query = self._target
-        delivery = deliver(self._http, path, query, item.event_id, item.event, self._token)
+        delivery = deliver(self._http, path, query, item.event_id, item.event.body(), self._token)
         if delivery.delivered:
             self._stats.sent += 1
         else:

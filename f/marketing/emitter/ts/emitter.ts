@@ -11,7 +11,7 @@
 // another workspace, or a staging copy of the same outbox, never collides with this one.
 // `raw=true` is added because the handler reads the body's exact text and refuses a delivery
 // without it. Windmill's answers (windmill-common error.rs, plain text, its kind first) are read
-// as f/marketing/emitter/request.py reads them: only a 201 naming the job is a delivery; 400
+// as f/marketing/lib/webhook_delivery.py reads them: only a 201 naming the job is a delivery; 400
 // "already exists" / "duplicate key" means an earlier attempt landed; a 400 "SqlErr"/"Sql
 // error" is the database failing and is retried; a 401 is retried once (a token lookup whose
 // database read failed looks like a bad token); 408, 429 and 5xx other than 501 are retried.

@@ -1,7 +1,8 @@
 """One delivery: POST one event to the Windmill webhook, with a job id derived from the event's
 id (f/marketing/lib/delivery_job.py) and `raw=true`, so that the handler reads the body's exact
 bytes: without it Windmill hands over only the parsed body, in which its worker rewrites
-`$var:`/`$res:` strings before any code runs, and the handler refuses the delivery.
+`$var:`/`$res:` strings before any code runs, and the handler refuses the delivery. The SaaS's
+emitter and the outbox sweep (f/marketing/outbox_sweep.py) both deliver through here.
 
 Windmill's answers, read in windmill-common error.rs (every error is plain text, its kind
 first) and windmill-api jobs.rs:
@@ -19,15 +20,15 @@ first) and windmill-api jobs.rs:
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
-from f.marketing.lib.contract import Event
 from f.marketing.lib.delivery_job import WEBHOOK_SHAPE, delivery_job_id, webhook_target
 from f.marketing.lib.errors import ServiceError
 from f.marketing.lib.service_http import ServiceHttp
 
-log = logging.getLogger("f.marketing.emitter")
+log = logging.getLogger(__name__)
 
 _ALREADY_QUEUED = re.compile(r"duplicate key|already exists", re.IGNORECASE)
 _DATABASE_ERROR = re.compile(r"sql ?err(or)?\b", re.IGNORECASE)
@@ -46,13 +47,23 @@ class Delivery:
 
 
 def deliver(
-    http: ServiceHttp, path: str, query: dict[str, str], event_id: str, event: Event, token: str
+    http: ServiceHttp,
+    path: str,
+    query: dict[str, str],
+    event_id: str,
+    body: dict[str, Any],
+    token: str,
 ) -> Delivery:
-    """Post the event, retrying as `http`'s policy says. Never raises for a failed delivery."""
+    """Post the body, retrying as `http`'s policy says. Never raises for a failed delivery.
+
+    The body is sent as it is: the handler, not the sender, decides whether it is valid, and
+    refuses a bad one in a failed job that names the field."""
+    name = str(body.get("event"))[:40]
+    email = body.get("email") if isinstance(body.get("email"), str) else ""
     target = webhook_target(path)
     if target is None:
         reason = f"WINDMILL_WEBHOOK_URL is not a webhook URL ({WEBHOOK_SHAPE})"
-        log.error("event %s (%s) not delivered: %s", event_id, event.event, reason)
+        log.error("event %s (%s) not delivered: %s", event_id, name, reason)
         return Delivery(event_id, False, reason=reason)
     job_id = delivery_job_id(*target, event_id)
 
@@ -65,9 +76,9 @@ def deliver(
         http.request(
             "POST",
             path,
-            action=f"deliver {event.event}",
+            action=f"deliver {name}",
             params={**query, "raw": "true", "job_id": job_id},
-            json=event.body(),
+            json=body,
             read=read,
             also_transient=_transient,
             follow_redirects=False,
@@ -78,11 +89,11 @@ def deliver(
             # An earlier attempt landed and only its answer was lost: the job exists.
             return Delivery(event_id, True, job_id=job_id, already_queued=True)
         reason = (
-            _redact(str(exc), token, event.email)
+            _redact(str(exc), token, str(email))
             if isinstance(exc, ServiceError)
             else type(exc).__name__
         )
-        log.error("event %s (%s) not delivered: %s", event_id, event.event, reason)
+        log.error("event %s (%s) not delivered: %s", event_id, name, reason)
         return Delivery(event_id, False, job_id=job_id, reason=reason)
     return Delivery(event_id, True, job_id=job_id)
 
