@@ -6,6 +6,7 @@ as a SaaS's deploy would.
 """
 
 import ast
+import shutil
 import subprocess
 import sys
 import venv
@@ -41,6 +42,9 @@ def _emitter_closure() -> set[str]:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # setuptools builds in the tree and reuses build/lib: a module moved away since the last
+    # build would still be shipped.
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
          "--disable-pip-version-check", "-w", str(out), str(ROOT)],
