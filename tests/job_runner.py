@@ -79,6 +79,17 @@ class JobRunner:
         }
         return job_id
 
+    def scheduled(self, path: str, args: dict[str, Any]) -> str:
+        """What a schedule does when it is due: a root job with the schedule's arguments
+        (`$res:` references are rewritten when it runs), no trigger, no preprocessor."""
+        job_id = str(uuid.uuid4())
+        self.windmill.jobs[job_id] = {
+            "id": job_id, "script_path": path, "args": args, "trigger": None,
+            "scheduled_in_secs": 0, "parent_job": None, "skip_preprocessor": True,
+            "created_at": self.now.isoformat(), "state": "queued",
+        }  # fmt: skip
+        return job_id
+
     def outcome(self, job_id: str) -> dict[str, Any]:
         """How a job ended; for a delivery that recorded its failure in a job of its own
         (f/marketing/lib/delivery_failures.py), how that job ended."""

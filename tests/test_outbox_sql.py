@@ -153,3 +153,41 @@ def test_only_the_server_s_roles_can_read_the_emails(db):
         assert conn.execute("select count(*) from marketing_outbox").fetchone() == (0,)
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("insert into marketing_outbox (event) values ('{}')")
+
+
+def test_the_emitter_s_mark_sent_marks_once_and_never_waits_on_the_sweep(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        held, free = _add(conn, age_s=120), _add(conn, age_s=120)
+    sweep = psycopg.connect(db)
+    sweep.execute("select id from marketing_outbox where id = %s for update", (held,))
+    try:
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute("set statement_timeout = '2s'")  # a wait would fail the statement
+            sent = "select marketing_outbox_sent(%s)"
+            assert conn.execute(sent, (held,)).fetchone() == (False,), "left to the sweep"
+            assert conn.execute(sent, (free,)).fetchone() == (True,)
+            assert conn.execute(sent, (free,)).fetchone() == (False,), "already sent"
+            conn.execute(outbox.MARK_SENT_UNLESS_CLAIMED, {"id": held})
+            assert conn.execute(
+                "select count(*) from marketing_outbox where sent_at is not null"
+            ).fetchone() == (1,)
+    finally:
+        sweep.rollback()
+        sweep.close()
+
+
+def test_the_readme_s_sweep_role_can_do_what_the_sweep_does_and_no_more(db):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    [grants] = [b for b in readme.split("```sql\n")[1:] if "create role marketing_sweep" in b]
+    role = f"sweep_{uuid.uuid4().hex[:8]}"  # roles are the server's, not the database's
+    with psycopg.connect(db, autocommit=True) as conn:
+        row = _add(conn, age_s=120)
+        conn.execute(grants.split("```")[0].replace("marketing_sweep", role))
+        conn.execute(f"set role {role}")
+        assert [r[0] for r in conn.execute(outbox.UNSENT, {"grace": 60, "limit": 10})] == [row]
+        assert conn.execute(outbox.MARK_SENT, {"id": row}).rowcount == 1
+        conn.execute(outbox.MARK_FAILED, {"id": row, "error": "x"})
+        conn.execute(outbox.WAITING).fetchone()
+        conn.execute(outbox.PRUNE, {"days": 30})
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("insert into marketing_outbox (event) values ('{}')")

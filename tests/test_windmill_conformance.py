@@ -33,8 +33,9 @@ GENERATOR = ROOT / "scripts" / "generate_metadata.mjs"
 OUR_RESOURCE_TYPES = {
     "c_twenty", "c_mautic", "c_slack_notify", "c_marketing_routing", "c_stripe"
 }  # fmt: skip
-# Windmill's own: a file in the workspace's object storage (wmill.S3Object).
-ALLOWED_RESOURCE_TYPES = OUR_RESOURCE_TYPES | {"s3_object"}
+# Windmill's own types, on every instance: a file in the workspace's object storage
+# (wmill.S3Object), and a PostgreSQL database (the outbox sweep's).
+ALLOWED_RESOURCE_TYPES = OUR_RESOURCE_TYPES | {"s3_object", "postgresql"}
 HANDLER = "f/marketing/handle_user_event.py"
 
 _missing = (
@@ -287,14 +288,15 @@ def test_metadata_schema_is_what_the_parser_infers(signatures: dict[str, Any]) -
         assert bool(meta.get("has_preprocessor")) == sig["has_preprocessor"], path
 
 
-ENTRY_SCRIPTS = {"handle_user_event", "stripe_events", "backfill", "setup", "replay", "on_failure"}
+ENTRY_SCRIPTS = {"handle_user_event", "stripe_events", "backfill", "setup", "replay", "on_failure",
+                 "outbox_sweep"}  # fmt: skip
 
 
 @needs_node
 def test_f_marketing_holds_the_jobs_and_lib_the_modules_they_import(
     signatures: dict[str, Any],
 ) -> None:
-    """What a person sees in the folder: the six jobs (their paths are webhook URLs and
+    """What a person sees in the folder: the seven jobs (their paths are webhook URLs and
     workspace settings), each with a main; everything else under lib/, none with a main."""
     top = {p for p in signatures if p.count("/") == 2}
     assert {p.rsplit("/", 1)[1].removesuffix(".py") for p in top} == ENTRY_SCRIPTS
@@ -450,15 +452,22 @@ PINNED = ("httpx", "pydantic")  # everything the scripts import (tests/test_work
 def test_windmill_installs_the_package_versions_the_tests_ran_with() -> None:
     """Without pins Windmill resolves the newest httpx and pydantic, outside our tested range.
     A script's own pins win over what it imports through f.marketing modules, so each script
-    (a file with main) carries them."""
+    (a file with main) carries them, and any other package it pins (the sweep's psycopg) is
+    pinned as the tests ran it."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    specs = project["project"]["dependencies"]
-    tested = {re.split(r"[<>=!~ ]", spec, maxsplit=1)[0]: spec for spec in specs}
-    wanted = sorted(tested[name].replace(" ", "") for name in PINNED)
+    specs = [
+        *project["project"]["dependencies"],
+        *project["project"]["optional-dependencies"]["dev"],
+    ]
+    tested = {re.split(r"[<>=!~ \[]", spec, maxsplit=1)[0]: spec.replace(" ", "") for spec in specs}
+    wanted = sorted(tested[name] for name in PINNED)
     for py in [ROOT / p for p in deployed_scripts()]:
         if main_function(rel(py)) is not None:
             source = py.read_text(encoding="utf-8")
             pins = extra_requirements(source) if source.startswith("# extra_requirements:") else []
-            assert sorted(pins) == wanted, (
+            assert set(wanted) <= set(pins), (
                 f"{rel(py)}: start it with '# extra_requirements:' and #{' #'.join(wanted)}"
             )
+            for pin in pins:
+                name = re.split(r"[<>=!~\[]", pin, maxsplit=1)[0]
+                assert tested.get(name) == pin, f"{rel(py)}: #{pin} is not {tested.get(name)}"

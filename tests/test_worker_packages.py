@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import venv
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -226,21 +227,27 @@ def test_the_check_catches_an_import_inside_a_function(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def worker_python(tmp_path_factory) -> Path:
-    """A virtual environment holding exactly what Windmill locks for the scripts (one set:
-    every script must want the same, checked below), installed by pip from the registry."""
-    sets = {frozenset(windmill_requirements(s).values()) for s in SCRIPTS}
-    assert len(sets) == 1, f"the scripts lock different packages: {sets}"
-    home = tmp_path_factory.mktemp("worker")
-    venv.create(home, with_pip=True)
-    python = home / "bin" / "python"
-    done = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         *sorted(sets.pop())],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, f"pip could not install the scripts' packages: {done.stderr}"
-    return python
+def worker_python(tmp_path_factory) -> Callable[[Path], Path]:
+    """For a script, a virtual environment holding exactly what Windmill locks for it,
+    installed by pip from the registry: one per set of packages (most scripts share one)."""
+    made: dict[frozenset[str], Path] = {}
+
+    def python_for(script: Path) -> Path:
+        wanted = frozenset(windmill_requirements(script).values())
+        if wanted not in made:
+            home = tmp_path_factory.mktemp("worker")
+            venv.create(home, with_pip=True)
+            python = home / "bin" / "python"
+            done = subprocess.run(
+                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                 *sorted(wanted)],
+                capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            assert done.returncode == 0, f"pip could not install {sorted(wanted)}: {done.stderr}"
+            made[wanted] = python
+        return made[wanted]
+
+    return python_for
 
 
 RUN_EVERY_IMPORT = """
@@ -261,7 +268,7 @@ def test_each_script_imports_in_an_environment_with_only_what_windmill_installs(
     _, files = _walk(script, windmill_sees=False)
     module = script.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
     done = subprocess.run(
-        [str(worker_python), "-I", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
+        [str(worker_python(script)), "-I", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
          + RUN_EVERY_IMPORT, module, json.dumps([str(f) for f in files])],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip

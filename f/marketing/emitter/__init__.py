@@ -34,6 +34,7 @@ __all__ = [
     "Stats",
     "configure",
     "flush",
+    "send_outboxed",
     "stats",
     "user_churned",
     "user_registered",
@@ -85,6 +86,13 @@ def configure(**options: Any) -> Emitter:
     if old is not None and not old.sync:
         old.shutdown()
     return _default
+
+
+def send_outboxed(
+    event_id: str, body: dict[str, Any], on_sent: Callable[[str], object] | None = None
+) -> bool:
+    """Send an outbox row's event through the default emitter (see Emitter.send_outboxed)."""
+    return _emitter().send_outboxed(event_id, body, on_sent)
 
 
 def flush(timeout: float = 5.0) -> bool:

@@ -18,6 +18,7 @@ import httpx
 from f.marketing.emitter import events
 from f.marketing.emitter.consumer import Consumer, Item
 from f.marketing.lib.contract import Event, build_models, parse_event
+from f.marketing.lib.delivery_job import check_event_id
 from f.marketing.lib.errors import MarketingError
 from f.marketing.lib.service_http import RetryPolicy, ServiceHttp
 from f.marketing.lib.webhook_delivery import Delivery, deliver, windmill_error
@@ -142,6 +143,36 @@ class Emitter:
             return Delivery("", False, reason="WINDMILL_WEBHOOK_URL or WINDMILL_API_TOKEN unset")
         return self._send(Item(str(uuid.uuid4()), event))
 
+    def send_outboxed(
+        self,
+        event_id: str,
+        body: dict[str, Any],
+        on_sent: Callable[[str], object] | None = None,
+    ) -> bool:
+        """Send an event already in the outbox (its row's id, from `outbox.add`) after the
+        commit, and once Windmill has it call `on_sent(event_id)`, which marks the row sent
+        (`outbox.mark_sent`) with a connection of its own. False when it was not queued; the
+        sweep sends it then. Never raises."""
+        try:
+            event_id = check_event_id(event_id)
+        except ValueError as exc:
+            log.error("outbox event not sent: %s", exc)
+            return False
+        event = self._validate(body)
+        if event is None or self._target is None:
+            if event is not None:
+                self._stats.unconfigured += 1
+                self._warn_unconfigured()
+            return False
+        item = Item(event_id, event, on_sent)
+        if self.sync:
+            return self._send(item).delivered
+        if not self._consumer_here().put(item):
+            self._drop()
+            return False
+        self._stats.queued += 1
+        return True
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued event is delivered or given up; False if `timeout` ran out."""
         return self._consumer_here().flush(timeout)
@@ -189,6 +220,11 @@ class Emitter:
         delivery = deliver(self._http, path, query, item.event_id, item.event.body(), self._token)
         if delivery.delivered:
             self._stats.sent += 1
+            if item.on_sent is not None:
+                try:
+                    item.on_sent(item.event_id)
+                except Exception:  # the row stays unsent: the sweep finds Windmill has it
+                    log.exception("outbox event %s sent but not marked sent", item.event_id)
         else:
             self._stats.failed += 1
         return delivery

@@ -17,6 +17,7 @@ log = logging.getLogger("f.marketing.emitter")
 class Item:
     event_id: str
     event: Any  # a contract Event
+    on_sent: Callable[[str], object] | None = None  # an outbox row's "mark it sent"
 
 
 class Stopping(Exception):

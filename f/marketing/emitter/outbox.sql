@@ -21,6 +21,23 @@ create table if not exists marketing_outbox (
 create index if not exists marketing_outbox_unsent
   on marketing_outbox (created_at) where sent_at is null;
 
+-- What an emitter calls after the response, once Windmill has the job (supabase-js:
+-- `supabase.rpc("marketing_outbox_sent", { event_id })`): marks the row sent, unless the sweep
+-- holds it right now (it marks it itself), so the SaaS never waits on the sweep's lock. It runs
+-- with the caller's rights: under row level security, only the server's role reaches a row.
+create or replace function marketing_outbox_sent(event_id uuid) returns boolean
+language plpgsql as $$
+begin
+  update marketing_outbox set sent_at = now()
+  where id = (
+    select o.id from marketing_outbox o
+    where o.id = event_id and o.sent_at is null
+    for update skip locked
+  );
+  return found;
+end
+$$;
+
 -- The rows hold emails. Supabase serves every table of the public schema to its anon and
 -- authenticated roles unless row level security is on: on, with no policy, only the service
 -- role (the SaaS's server) and the sweep's database user reach them.

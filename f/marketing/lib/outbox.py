@@ -2,8 +2,12 @@
 
 The table is f/marketing/emitter/outbox.sql. A row is claimed with `FOR UPDATE SKIP LOCKED`, so
 two sweeps that overlap (a slow run and the next scheduled one) never send the same row at
-once; a row both an emitter and the sweep send is still applied once, since both send the row's
-id as Windmill's job_id and Windmill refuses a second job with an id it has."""
+once; a row both an emitter and the sweep send is still applied once, since both send the job
+id derived from the row's id (f/marketing/lib/delivery_job.py) and Windmill refuses a second
+job with an id it has. Parameters are DB-API `%(name)s`, as psycopg (2 and 3) takes them."""
+
+# The SaaS, in the transaction that creates or changes the user: the row's id is the event's.
+ADD = "insert into marketing_outbox (id, event) values (%(id)s, %(event)s::jsonb)"
 
 # Unsent rows older than the grace period (seconds), oldest first, at most `limit` a run: the
 # partial index marketing_outbox_unsent serves it whatever the number of sent rows.
@@ -17,9 +21,24 @@ for update skip locked
 
 MARK_SENT = "update marketing_outbox set sent_at = now() where id = %(id)s and sent_at is null"
 
+# An emitter marking its row after the response: a row the sweep holds is left to the sweep,
+# which marks it itself, so the SaaS never waits on the sweep's lock.
+MARK_SENT_UNLESS_CLAIMED = """
+update marketing_outbox set sent_at = now()
+where id = (
+  select id from marketing_outbox where id = %(id)s and sent_at is null for update skip locked
+)
+"""
+
 MARK_FAILED = """
 update marketing_outbox set attempts = attempts + 1, last_error = left(%(error)s, 500)
 where id = %(id)s and sent_at is null
+"""
+
+# How much is still waiting, and for how long the oldest has (seconds; 0 when none).
+WAITING = """
+select count(*), coalesce(extract(epoch from now() - min(created_at)), 0)::float8
+from marketing_outbox where sent_at is null
 """
 
 # Sent rows are kept a while for support ("did her signup reach Windmill?"), then deleted.
@@ -27,16 +46,3 @@ PRUNE = """
 delete from marketing_outbox
 where sent_at is not null and sent_at < now() - make_interval(days => %(days)s)
 """
-
-# For the sweep (not written yet), what Windmill's `postgresql` resource holds and how a Python
-# job reaches the SaaS's database (looked up in windmill-labs/windmill and Supabase's docs):
-# - Fields: host and dbname required; user, password, port, sslmode, root_certificate_pem
-#   optional (windmill-common lib.rs `PgDatabase`). A Python main gets the stored dict as is:
-#   Windmill's defaults (user postgres, port 5432, sslmode prefer) apply to its SQL scripts only.
-# - `class postgresql(TypedDict)` before main gives the form `format: resource-postgresql`
-#   (windmill-parser-py `parse_typ`; only the class name is read).
-# - root_certificate_pem is the PEM text: libpq's sslrootcert wants a file path, so write it out.
-# - A top-level `import psycopg` makes the worker install `psycopg[binary, pool]`
-#   (windmill-parser-py-imports mapping.rs); pin it with `import psycopg  # pin: ...`.
-# - Supabase's transaction pooler (port 6543) has no prepared statements: connect with
-#   prepare_threshold=None; keep the select and its updates in one transaction (no SET).

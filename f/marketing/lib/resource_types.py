@@ -47,3 +47,17 @@ class S3Object(TypedDict):
 
     s3: str
     storage: NotRequired[str]
+
+
+class postgresql(TypedDict):
+    """Windmill's own resource type for a PostgreSQL database (every instance has it). Host and
+    dbname are required, the rest optional (windmill-common lib.rs `PgDatabase`); a Python
+    job gets the stored value as it is, without the defaults Windmill's SQL scripts apply."""
+
+    host: str
+    dbname: str
+    user: NotRequired[str]
+    password: NotRequired[str]
+    port: NotRequired[int]
+    sslmode: NotRequired[str]
+    root_certificate_pem: NotRequired[str]

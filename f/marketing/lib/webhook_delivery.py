@@ -44,6 +44,8 @@ class Delivery:
     reason: str = ""
     already_queued: bool = False
     """Windmill had the job already: an earlier attempt, the other sender of an outbox row."""
+    transient: bool = False
+    """Not delivered for a cause that may pass (Windmill down or busy): worth a later try."""
 
 
 def deliver(
@@ -93,8 +95,9 @@ def deliver(
             if isinstance(exc, ServiceError)
             else type(exc).__name__
         )
+        transient = not isinstance(exc, ServiceError) or exc.transient
         log.error("event %s (%s) not delivered: %s", event_id, name, reason)
-        return Delivery(event_id, False, job_id=job_id, reason=reason)
+        return Delivery(event_id, False, job_id=job_id, reason=reason, transient=transient)
     return Delivery(event_id, True, job_id=job_id)
 
 
