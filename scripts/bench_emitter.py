@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
@@ -40,7 +41,10 @@ def start_receiver(delay: float) -> ThreadingHTTPServer:
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             time.sleep(delay)
-            job = str(uuid.uuid4()).encode()
+            # Windmill answers 201 with the job's id, the one asked for (an emitter counts
+            # nothing else as delivered).
+            query = dict(parse_qsl(urlsplit(self.path).query))
+            job = query.get("job_id", str(uuid.uuid4())).encode()
             try:
                 self.send_response(201)
                 self.send_header("Content-Length", str(len(job)))

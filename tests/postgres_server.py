@@ -38,7 +38,10 @@ def missing() -> str | None:
 class PostgresServer:
     """`with PostgresServer() as pg:` then `pg.new_database()` gives a fresh, empty database."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """`durable`: commits wait for the disk, as a production server's do (the tests do
+        not need it; a benchmark of commits does)."""
+        self.durable = durable
         bin_dir = _bin_dir()
         assert bin_dir is not None, missing()
         self.bin = bin_dir
@@ -51,7 +54,9 @@ class PostgresServer:
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres")
         self._run("initdb", "-D", str(data), "-A", "trust", "-U", USER, "-E", "UTF8", "--no-sync")
-        options = f"-h {self.host} -p {self.port} -k {self.folder} -F -c fsync=off"
+        options = f"-h {self.host} -p {self.port} -k {self.folder}"
+        if not self.durable:
+            options += " -F -c fsync=off"
         self._run(
             "pg_ctl", "-D", str(data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"
         )
