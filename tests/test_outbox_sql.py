@@ -77,6 +77,14 @@ def test_the_sweep_takes_unsent_rows_past_the_grace_period_oldest_first(db):
     assert rows[0][1] == EVENT
 
 
+def test_a_row_that_keeps_failing_goes_behind_the_others(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        stuck, newer = _add(conn, age_s=900), _add(conn, age_s=120)
+        conn.execute(outbox.MARK_FAILED, {"id": stuck, "error": "HTTP 500: Internal"})
+        rows = conn.execute(outbox.UNSENT, {"grace": 60, "limit": 100}).fetchall()
+    assert [row[0] for row in rows] == [newer, stuck]
+
+
 def test_the_sweep_reads_the_partial_index_however_many_rows_were_sent(db):
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(
@@ -147,7 +155,7 @@ def test_sent_rows_are_pruned_after_their_keep_time_and_unsent_ones_never(db):
 def test_only_the_server_s_roles_can_read_the_emails(db):
     with psycopg.connect(db, autocommit=True) as conn:
         _add(conn)
-        conn.execute("create role anon nologin")
+        _role(conn, "anon")
         conn.execute("grant select, insert on marketing_outbox to anon")  # as Supabase grants
         conn.execute("set role anon")
         assert conn.execute("select count(*) from marketing_outbox").fetchone() == (0,)
@@ -191,3 +199,41 @@ def test_the_readme_s_sweep_role_can_do_what_the_sweep_does_and_no_more(db):
         conn.execute(outbox.PRUNE, {"days": 30})
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("insert into marketing_outbox (event) values ('{}')")
+
+
+def _role(conn: psycopg.Connection, name: str, options: str = "nologin") -> None:
+    """A role as Supabase has it, made once: roles are the server's, not a database's."""
+    conn.execute(
+        f"do $$ begin if not exists (select from pg_roles where rolname = '{name}') then"
+        f" create role {name} {options}; end if; end $$"
+    )
+
+
+def test_the_readme_s_supabase_function_writes_the_user_and_the_event_for_the_server_only(db):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    [function] = [b for b in readme.split("```sql\n")[1:] if "create_user_with_event(" in b]
+    with psycopg.connect(db, autocommit=True) as conn:
+        for name, options in (("anon", "nologin"), ("authenticated", "nologin"),
+                              ("service_role", "nologin bypassrls")):  # fmt: skip
+            _role(conn, name, options)
+        conn.execute(
+            "create table users (id uuid primary key default gen_random_uuid(),"
+            " email text not null, full_name text, plan text not null,"
+            " created_at timestamptz not null default now())"
+        )
+        conn.execute("grant all on users, marketing_outbox to anon, authenticated, service_role")
+        conn.execute(function.split("```")[0])
+        call = "select create_user_with_event(%s::jsonb, %s::jsonb)"
+        args = (json.dumps({"email": "jane@acme.com", "full_name": None, "plan": "pro"}),
+                json.dumps(EVENT))  # fmt: skip
+        conn.execute("set role anon")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(call, args)
+        conn.execute("reset role")
+        conn.execute("set role service_role")
+        [(made,)] = conn.execute(call, args).fetchall()
+        assert conn.execute("select marketing_outbox_sent(%s)", (made["event_id"],)).fetchone()
+        conn.execute("reset role")
+        stored = conn.execute("select event, sent_at is not null from marketing_outbox").fetchall()
+    assert made["user"]["email"] == "jane@acme.com" and made["user"]["id"]
+    assert stored == [(EVENT, True)]

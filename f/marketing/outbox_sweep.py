@@ -4,14 +4,17 @@
 # psycopg[binary]>=3.2,<3.3
 """Send what the SaaS's outbox still holds: every event committed to marketing_outbox that no
 emitter marked sent within the grace period (the function was killed after responding,
-Windmill was down or being upgraded), through the same webhook path an emitter uses.
+Windmill was down or being upgraded), to the handler an emitter sends it to.
 
 Put it on a schedule, every minute, with the SaaS's database as a `postgresql` resource. Each
-row is sent with the job id derived from its id (f/marketing/lib/delivery_job.py), so a row an
-emitter sent too, or that an earlier sweep sent before failing to mark it, is refused by
-Windmill as "already exists" and applied once. Rows are claimed with `FOR UPDATE SKIP LOCKED`,
-oldest first, in batches, each batch one transaction (Supabase's transaction pooler keeps a
-session only that long), so overlapping runs never send one row twice at once.
+row is queued with the job id derived from its id (f/marketing/lib/delivery_job.py), so a row
+an emitter sent too, or that an earlier sweep sent before failing to mark it, is refused by
+Windmill as "already exists" and applied once. It is queued as later attempts are, the event
+as JSON text without the preprocessor: the sweep's token is its owner's, unscoped, and must
+not be kept in a job's arguments as a webhook request's headers are. Rows are claimed with
+`FOR UPDATE SKIP LOCKED`, fewest failed attempts first, then oldest, in batches, each batch one
+transaction (Supabase's transaction pooler keeps a session only that long), so overlapping
+runs never send one row twice at once, and a row that keeps failing goes behind the others.
 
 When Windmill cannot be reached or is busy, the run stops at that row: the rest wait for the
 next run, nothing is lost. A delivery Windmill refuses for good is marked failed (attempts,
@@ -61,8 +64,8 @@ def main(
     Args:
         database: The SaaS's PostgreSQL (Supabase) database that holds marketing_outbox; its
             user needs select and update on the table (delete too, to prune).
-        grace_seconds: How long an event is left to the emitter that wrote it (its own
-            attempts take up to 20 s) before the sweep sends it.
+        grace_seconds: How long an event is left to the emitter that wrote it before the sweep
+            sends it (the TypeScript emitter tries for up to 20 s; a second send is harmless).
         batch_size: Rows claimed per transaction.
         alert_after_minutes: Fail the job when an event has waited longer than this.
         keep_sent_days: Sent rows are deleted after this many days (0 keeps them).
@@ -148,7 +151,9 @@ class _Sweep:
 
     def _send(self, row_id: str, event: Any) -> bool:
         body = event if isinstance(event, dict) else {}
-        delivery = deliver(self.http, self.path, {}, row_id, body, self.token)
+        delivery = deliver(
+            self.http, self.path, {}, row_id, body, self.token, as_job_arguments=True
+        )
         if delivery.delivered:
             self.conn.execute(MARK_SENT, {"id": row_id})
             self.sent += 1
@@ -191,7 +196,8 @@ def _connect(database: Any, stack: ExitStack) -> psycopg.Connection:
         "connect_timeout": 10,
         "application_name": "f/marketing/outbox_sweep",
     }
-    for key in ("user", "password", "port", "sslmode"):
+    params["user"] = database.get("user") or "postgres"  # Windmill's default, not the OS user
+    for key in ("password", "port", "sslmode"):
         if database.get(key) not in (None, ""):
             params[key] = database[key]
     pem = database.get("root_certificate_pem")

@@ -74,6 +74,11 @@ class FakeWindmill(FakeService):
             for method, pattern, handler in resources
         ]
         self.jobs: dict[str, dict[str, Any]] = {}  # every job created, by id
+        # Scripts not deployed (run answers 404), and jobs whose rows the caller may not see:
+        # `push` looks for an existing id under the caller's row level security, so a second
+        # push of one of those fails on the table's key instead (jobs.rs `push`).
+        self.missing_scripts: set[str] = set()
+        self.invisible_jobs: set[str] = set()
         self.completed: list[dict[str, Any]] = []  # finished jobs, with args and result
         self.progress: dict[str, list[int]] = {}
         self.s3: dict[str, bytes] = {}  # the workspace's object storage, by file key
@@ -158,6 +163,8 @@ class FakeWindmill(FakeService):
     def error_body(self, status: int, message: str | None = None) -> Body:
         kinds = {400: "Bad request", 401: "Not authorized", 404: "Not found"}
         message = message or httpx.codes.get_reason_phrase(status)
+        if message.startswith("SqlErr: "):  # a database error is a kind of its own (a 400)
+            return message
         return f"{kinds.get(status, 'Internal')}: {message}"
 
     def check_access(self, request: httpx.Request) -> httpx.Response | None:
@@ -206,6 +213,11 @@ class FakeWindmill(FakeService):
             uuid.UUID(job_id)  # RunJobQuery.job_id: Option<Uuid>
         except ValueError:
             raise Reject(400, f"Failed to deserialize query string: job_id: {job_id}") from None
+        if path in self.missing_scripts:
+            raise Reject(404, f"script not found at name {path} (lib.rs:2239)")
+        if job_id in self.invisible_jobs:
+            raise Reject(400, 'SqlErr: error returned from database: duplicate key value violates'
+                              ' unique constraint "v2_job_pkey"')  # fmt: skip
         if job_id in self.jobs:
             raise Reject(400, f"Job with id {job_id} already exists")
         query = dict(params)

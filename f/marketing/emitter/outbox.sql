@@ -12,14 +12,14 @@ create table if not exists marketing_outbox (
   event jsonb not null check (jsonb_typeof(event) = 'object'), -- the body, as the handler takes it
   created_at timestamptz not null default now(),
   sent_at timestamptz, -- when Windmill queued its job; null until then
-  attempts integer not null default 0, -- sends that failed, by the emitter or the sweep
+  attempts integer not null default 0, -- the sweep's sends that failed
   last_error text -- the last failure (status and Windmill's message; never a token)
 );
 
--- The sweep reads only unsent rows, oldest first: a partial index holds just those, so the sweep
--- stays cheap however many sent rows the table keeps.
+-- The sweep reads only unsent rows, fewest failed sends first, then oldest: a partial index holds
+-- just those, in that order, so the sweep stays cheap however many sent rows the table keeps.
 create index if not exists marketing_outbox_unsent
-  on marketing_outbox (created_at) where sent_at is null;
+  on marketing_outbox (attempts, created_at) where sent_at is null;
 
 -- What an emitter calls after the response, once Windmill has the job (supabase-js:
 -- `supabase.rpc("marketing_outbox_sent", { event_id })`): marks the row sent, unless the sweep

@@ -9,12 +9,14 @@ job with an id it has. Parameters are DB-API `%(name)s`, as psycopg (2 and 3) ta
 # The SaaS, in the transaction that creates or changes the user: the row's id is the event's.
 ADD = "insert into marketing_outbox (id, event) values (%(id)s, %(event)s::jsonb)"
 
-# Unsent rows older than the grace period (seconds), oldest first, at most `limit` a run: the
-# partial index marketing_outbox_unsent serves it whatever the number of sent rows.
+# Unsent rows older than the grace period (seconds), at most `limit` a run: fewest failed sends
+# first, then oldest, so that a row Windmill keeps failing on (the sweep stops at a transient
+# failure) goes behind the others instead of holding them up. The partial index
+# marketing_outbox_unsent serves it in that order whatever the number of sent rows.
 UNSENT = """
 select id, event from marketing_outbox
 where sent_at is null and created_at < now() - make_interval(secs => %(grace)s)
-order by created_at
+order by attempts, created_at
 limit %(limit)s
 for update skip locked
 """

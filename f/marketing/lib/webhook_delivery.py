@@ -17,6 +17,7 @@ first) and windmill-api jobs.rs:
 - 408, 429 and 5xx other than 501 are transient; Retry-After is honoured.
 """
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -55,11 +56,18 @@ def deliver(
     event_id: str,
     body: dict[str, Any],
     token: str,
+    *,
+    as_job_arguments: bool = False,
 ) -> Delivery:
     """Post the body, retrying as `http`'s policy says. Never raises for a failed delivery.
 
     The body is sent as it is: the handler, not the sender, decides whether it is valid, and
-    refuses a bad one in a failed job that names the field."""
+    refuses a bad one in a failed job that names the field. With `as_job_arguments` (the
+    sweep, which sends with its job's unscoped token) the job is queued as later attempts
+    and replays are: the body as JSON text in `payload`, which Windmill never rewrites, and
+    `skip_preprocessor`, so the job keeps no request headers (a webhook job that fails before
+    its preprocessor runs keeps them in its arguments, Authorization included). The job id is
+    the same either way, so Windmill still refuses the second sender."""
     name = str(body.get("event"))[:40]
     email = body.get("email") if isinstance(body.get("email"), str) else ""
     target = webhook_target(path)
@@ -74,13 +82,19 @@ def deliver(
             raise ValueError("not a queued job")
         return job_id
 
+    params = {**query, "raw": "true", "job_id": job_id}
+    sent: dict[str, Any] = body
+    if as_job_arguments:
+        params = {**query, "skip_preprocessor": "true", "job_id": job_id}
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        sent = {"payload": text}
     try:
         http.request(
             "POST",
             path,
             action=f"deliver {name}",
-            params={**query, "raw": "true", "job_id": job_id},
-            json=body,
+            params=params,
+            json=sent,
             read=read,
             also_transient=_transient,
             follow_redirects=False,
