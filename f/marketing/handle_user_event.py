@@ -21,10 +21,11 @@ from f.marketing.lib.contract import (
     parse_event,
 )
 from f.marketing.lib.delivery_failures import delivered
+from f.marketing.lib.delivery_job import as_payload
 from f.marketing.lib.errors import InvalidEvent
 from f.marketing.lib.event_job import EventJob
 from f.marketing.lib.job_log import log_to_stdout
-from f.marketing.lib.later_attempts import Later, NextRun, as_payload
+from f.marketing.lib.later_attempts import Later, NextRun
 from f.marketing.lib.settings import load_settings
 from f.marketing.lib.slack_message import matching_rules
 from f.marketing.lib.windmill_api import job_workspace

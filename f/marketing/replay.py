@@ -22,9 +22,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from f.marketing.lib.contract import BODY_FIELDS
+from f.marketing.lib.delivery_job import as_payload
 from f.marketing.lib.errors import ConfigError
 from f.marketing.lib.job_log import log_to_stdout
-from f.marketing.lib.later_attempts import as_payload
 from f.marketing.lib.windmill_api import Progress, WindmillApi, job_workspace
 
 HANDLER = "f/marketing/handle_user_event"

@@ -159,19 +159,7 @@ class Emitter:
             log.error("outbox event not sent: %s", exc)
             return False
         event = self._validate(body)
-        if event is None or self._target is None:
-            if event is not None:
-                self._stats.unconfigured += 1
-                self._warn_unconfigured()
-            return False
-        item = Item(event_id, event, on_sent)
-        if self.sync:
-            return self._send(item).delivered
-        if not self._consumer_here().put(item):
-            self._drop()
-            return False
-        self._stats.queued += 1
-        return True
+        return event is not None and self._dispatch(Item(event_id, event, on_sent))
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued event is delivered or given up; False if `timeout` ran out."""
@@ -193,18 +181,22 @@ class Emitter:
         event = self._validate(body)
         if event is None:
             return None
+        item = Item(str(uuid.uuid4()), event)
+        return item.event_id if self._dispatch(item) else None
+
+    def _dispatch(self, item: Item) -> bool:
+        """Deliver now (sync) or queue; False when it was not sent or could not be queued."""
         if self._target is None:
             self._stats.unconfigured += 1
             self._warn_unconfigured()
-            return None
-        item = Item(str(uuid.uuid4()), event)
+            return False
         if self.sync:
-            return item.event_id if self._send(item).delivered else None
+            return self._send(item).delivered
         if not self._consumer_here().put(item):
             self._drop()
-            return None
+            return False
         self._stats.queued += 1
-        return item.event_id
+        return True
 
     def _validate(self, body: dict[str, Any]) -> Event | None:
         try:

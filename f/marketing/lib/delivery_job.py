@@ -10,8 +10,10 @@ of a refusal that reads as success. The TypeScript emitter derives it alike
 (f/marketing/emitter/ts/emitter.ts `deliveryJobId`); both are checked against one example.
 """
 
+import json
 import re
 import uuid
+from typing import Any
 
 # Fixed, so that every sender derives the same ids (any uuid would do; this one is ours).
 DELIVERIES = uuid.UUID("9d2c4e71-5b8a-4f03-a6e2-7c41d0b9f358")
@@ -19,6 +21,9 @@ DELIVERIES = uuid.UUID("9d2c4e71-5b8a-4f03-a6e2-7c41d0b9f358")
 # synchronous routes (`run_wait_result`) would hold the SaaS's request until the job ends.
 _WEBHOOK_PATH = re.compile(r"/api/w/(?P<workspace>[\w-]+)/jobs/run/p/(?P<script>[\w/.-]+?)/?")
 WEBHOOK_SHAPE = "…/api/w/<workspace>/jobs/run/p/f/marketing/handle_user_event"
+# Windmill's refusal of an id it has: checked (400 "Job with id … already exists"), or two
+# pushes raced on the table's key (400 "SqlErr: … duplicate key …"). Every sender reads it so.
+ALREADY_QUEUED = re.compile(r"duplicate key|already exists", re.IGNORECASE)
 
 
 def delivery_job_id(workspace: str, script: str, event_id: str) -> str:
@@ -42,3 +47,9 @@ def check_event_id(event_id: str) -> str:
     if parsed.version not in (4, 7) or parsed.variant != uuid.RFC_4122:
         raise ValueError("event id must be a random (v4) or time-ordered (v7) UUID")
     return str(parsed)
+
+
+def as_payload(body: dict[str, Any]) -> dict[str, str]:
+    """The arguments of a job that carries an event without the preprocessor (a later
+    attempt, a replay, the outbox sweep's): JSON text, which Windmill's worker never rewrites."""
+    return {"payload": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}

@@ -6,7 +6,6 @@ the event's key, so that one failed attempt queues exactly one next attempt howe
 is re-run; a replay, or a re-run of an old attempt, starts a chain of its own.
 """
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,12 +34,6 @@ def chain_key(event_key: str, replay_of: str) -> str:
     except (ValueError, AttributeError, TypeError):
         raise InvalidEvent(None, ["replay_of: not a job id"]) from None
     return f"{event_key}:replay:{replay_of}"
-
-
-def as_payload(body: dict[str, Any]) -> dict[str, str]:
-    """The arguments of a job that carries an event (a later attempt, a replay): JSON text,
-    which Windmill's worker never rewrites."""
-    return {"payload": json.dumps(body, ensure_ascii=False, separators=(",", ":"))}
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ first) and windmill-api jobs.rs:
 - 408, 429 and 5xx other than 501 are transient; Retry-After is honoured.
 """
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -25,13 +24,18 @@ from typing import Any
 
 import httpx
 
-from f.marketing.lib.delivery_job import WEBHOOK_SHAPE, delivery_job_id, webhook_target
+from f.marketing.lib.delivery_job import (
+    ALREADY_QUEUED,
+    WEBHOOK_SHAPE,
+    as_payload,
+    delivery_job_id,
+    webhook_target,
+)
 from f.marketing.lib.errors import ServiceError
 from f.marketing.lib.service_http import ServiceHttp
 
 log = logging.getLogger(__name__)
 
-_ALREADY_QUEUED = re.compile(r"duplicate key|already exists", re.IGNORECASE)
 _DATABASE_ERROR = re.compile(r"sql ?err(or)?\b", re.IGNORECASE)
 
 
@@ -86,8 +90,7 @@ def deliver(
     sent: dict[str, Any] = body
     if as_job_arguments:
         params = {**query, "skip_preprocessor": "true", "job_id": job_id}
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-        sent = {"payload": text}
+        sent = as_payload(body)
     try:
         http.request(
             "POST",
@@ -101,7 +104,7 @@ def deliver(
         )
     except (ServiceError, httpx.HTTPError) as exc:
         refused = exc.detail if isinstance(exc, ServiceError) and exc.status == 400 else ""
-        if _ALREADY_QUEUED.search(refused):
+        if ALREADY_QUEUED.search(refused):
             # An earlier attempt landed and only its answer was lost: the job exists.
             return Delivery(event_id, True, job_id=job_id, already_queued=True)
         reason = (
@@ -118,7 +121,7 @@ def deliver(
 def _transient(response: httpx.Response, attempt: int) -> bool:
     if response.status_code == 400:
         text = response.text.lstrip()
-        return bool(_DATABASE_ERROR.match(text)) and not _ALREADY_QUEUED.search(text)
+        return bool(_DATABASE_ERROR.match(text)) and not ALREADY_QUEUED.search(text)
     return response.status_code == 401 and attempt == 1
 
 

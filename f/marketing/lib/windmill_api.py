@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from f.marketing.lib.delivery_job import ALREADY_QUEUED
 from f.marketing.lib.errors import ConfigError, ServiceError
 from f.marketing.lib.job_log import log
 from f.marketing.lib.service_http import DEFAULT_POLICY, ServiceClient, ServiceHttp, plain_error
@@ -212,7 +213,7 @@ class WindmillApi(ServiceClient):
             ok_statuses=(400,),
         )
         if response.status_code == 400:
-            if "already exists" in response.text or "duplicate key" in response.text:
+            if ALREADY_QUEUED.search(response.text):
                 return False
             raise ServiceError(
                 "Windmill", "queue the next attempt", read_error(response), status=400
